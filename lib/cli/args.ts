@@ -1,0 +1,37 @@
+/** A mistake in how a command was called: printed as one line with a pointer to `--help`, exit status 2. */
+export class UsageError extends Error {}
+
+export interface ParsedArgs {
+  positional: string[];
+  flags: Record<string, string | true>;
+}
+
+/**
+ * Parses `--name value`, `--name=value` and bare `--flag`. `valued` lists the flags that take a value; any flag
+ * not in `valued` or `bare` is an error, so a typo never silently does something else.
+ */
+export function parseArgs(argv: string[], valued: string[], bare: string[] = []): ParsedArgs {
+  const positional: string[] = [];
+  const flags: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("--")) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    if (valued.includes(name)) {
+      const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+      if (value === undefined || value === "") throw new UsageError(`--${name} needs a value`);
+      flags[name] = value;
+    } else if (bare.includes(name) || name === "help") {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      flags[name] = true;
+    } else {
+      const known = [...valued, ...bare, "help"].map((f) => `--${f}`).join(", ");
+      throw new UsageError(`unknown option --${name} (known: ${known})`);
+    }
+  }
+  return { positional, flags };
+}

@@ -1,0 +1,40 @@
+import { UsageError } from "./args";
+import { stepCommand } from "./step";
+
+type Command = { run: (argv: string[]) => Promise<number>; summary: string };
+
+const commands: Record<string, Command> = {
+  step: {
+    run: stepCommand,
+    summary: "build one step from a JSON spec on stdin (what the program's commands run)",
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return (
+    `usage: antidote-images <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n` +
+    "Run 'antidote-images <command> --help' for a command's options."
+  );
+}
+
+/** Runs the CLI; errors print as one line (no stack trace) and set the exit status. */
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(help());
+    return;
+  }
+  const command = commands[name];
+  try {
+    if (!command) throw new UsageError(`unknown command '${name}'`);
+    process.exitCode = await command.run(rest);
+  } catch (err) {
+    const usage = err instanceof UsageError;
+    process.stderr.write(`antidote-images${command ? ` ${name}` : ""}: ${(err as Error).message}\n`);
+    if (usage) process.stderr.write(`Run 'antidote-images ${command ? `${name} ` : ""}--help' for usage.\n`);
+    if (process.env.ANTIDOTE_DEBUG) console.error(err);
+    process.exitCode = usage ? 2 : 1;
+  }
+}

@@ -1,0 +1,61 @@
+import { LocalStore } from "../store/local";
+import { stepDefinitions } from "../steps/registry";
+import { runStep, StepFailure } from "../steps/run";
+import { StepSpec } from "../steps/step";
+import { parseArgs, UsageError } from "./args";
+
+export const stepHelp = `usage: antidote-images step < spec.json
+
+Builds one step from the JSON spec on stdin (what the program's command resources run), or finds it in the
+artifact store. Prints exactly one JSON line on stdout: key, location, sha256, size, cached, log. The build log
+goes to the store; on failure the message, the log's last lines and its path go to stderr, and the exit status
+is 1.
+
+environment:
+  ANTIDOTE_STORE   artifact store directory (default ~/.cache/antidote-images)`;
+
+export async function stepCommand(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, []);
+  if (flags.help) {
+    console.log(stepHelp);
+    return 0;
+  }
+  const input = await readStdin();
+  let spec: StepSpec;
+  try {
+    spec = JSON.parse(input) as StepSpec;
+  } catch {
+    throw new UsageError("stdin is not a JSON step spec");
+  }
+  for (const field of ["kind", "name", "image", "key"] as const) {
+    if (typeof spec[field] !== "string") throw new UsageError(`the step spec has no '${field}' string`);
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  try {
+    const result = await runStep(spec, {
+      store: new LocalStore(),
+      definitions: stepDefinitions,
+      signal: controller.signal,
+    });
+    process.stdout.write(JSON.stringify(result) + "\n");
+    return 0;
+  } catch (err) {
+    if (!(err instanceof StepFailure)) throw err;
+    process.stderr.write(`error: ${err.message}\n`);
+    if (err.tail) process.stderr.write(`--- last lines of ${err.log} ---\n${err.tail}\n--- end of log ---\n`);
+    else if (err.log) process.stderr.write(`log: ${err.log}\n`);
+    return controller.signal.aborted ? 143 : 1;
+  } finally {
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,111 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
+import { projectSettings } from "../config";
+import { Json, stepKey } from "../keys";
+import { StepArgsError, StepDefinition, StepResult, StepSpec } from "../steps/step";
+
+/** The `antidote-images` command, relative to the project directory so state does not name the checkout's path. */
+const CLI = path.relative(process.cwd(), path.join(__dirname, "..", "..", "bin", "antidote-images.js"));
+
+/** A step built by a component: what later steps need to depend on it. */
+export interface BuiltStep {
+  /** Logical name of the step (the component's name). */
+  readonly stepName: string;
+  /** Input-addressed key, known while the program runs (also in `pulumi preview`). */
+  readonly key: string;
+  /** The command resource that builds it; later steps depend on it. */
+  readonly command: command.local.Command;
+  /** The step's result once built. */
+  readonly result: pulumi.Output<StepResult>;
+}
+
+export interface StepCommandArgs {
+  /** The step's definition: its kind, version and argument check. */
+  step: Pick<StepDefinition<unknown>, "kind" | "version" | "parseArgs">;
+  /** Image the step belongs to. */
+  image: string;
+  /** Normalized step arguments; they are part of the key. */
+  args: Json;
+  /** Role → path (absolute, or relative to the project directory) of every file the step reads. */
+  files?: Record<string, string>;
+  /** Role → step whose artifact this one reads. */
+  parents?: Record<string, BuiltStep>;
+}
+
+/**
+ * Creates the command that runs `antidote-images step` for one step. Its key is the command's replacement trigger:
+ * a changed key rebuilds the step, an unchanged one runs nothing. The spec on stdin holds only key inputs, so a
+ * preview shows a change exactly when the key changes.
+ */
+export function stepCommand(parent: pulumi.Resource, name: string, args: StepCommandArgs): BuiltStep {
+  try {
+    args.step.parseArgs(args.args);
+  } catch (err) {
+    if (err instanceof StepArgsError) throw new Error(`${args.image}: ${name}: bad argument ${err.message}`);
+    throw err;
+  }
+  const files = Object.fromEntries(
+    Object.entries(args.files ?? {}).map(([role, file]) => [
+      role,
+      path.relative(process.cwd(), path.resolve(file)),
+    ]),
+  );
+  const parents = Object.fromEntries(Object.entries(args.parents ?? {}).map(([role, p]) => [role, p.key]));
+  const key = stepKey({ kind: args.step.kind, version: args.step.version, args: args.args, files, parents });
+  const spec: StepSpec = {
+    kind: args.step.kind,
+    name,
+    image: args.image,
+    args: args.args,
+    files,
+    parents,
+    key,
+  };
+  const store = projectSettings().store;
+  const cmd = new command.local.Command(
+    `${name}-build`,
+    {
+      create: `node ${CLI} step`,
+      stdin: JSON.stringify(spec),
+      triggers: [key],
+      environment: store ? { ANTIDOTE_STORE: store } : undefined,
+      logging: "stderr",
+      addPreviousOutputInEnv: false,
+    },
+    { parent, dependsOn: Object.values(args.parents ?? {}).map((p) => p.command) },
+  );
+  const result = cmd.stdout.apply((stdout) => parseStepResult(stdout, name));
+  return { stepName: name, key, command: cmd, result };
+}
+
+/** Base of every component that is one build step: it exposes the step's key, command and result. */
+export abstract class StepComponent extends pulumi.ComponentResource implements BuiltStep {
+  stepName!: string;
+  key!: string;
+  command!: command.local.Command;
+  result!: pulumi.Output<StepResult>;
+
+  /** Creates the step's command as a child named `${name}-build` and registers the component's outputs. */
+  protected buildStep(name: string, args: StepCommandArgs): void {
+    ({
+      stepName: this.stepName,
+      key: this.key,
+      command: this.command,
+      result: this.result,
+    } = stepCommand(this, name, args));
+    this.registerOutputs({ key: this.key, result: this.result });
+  }
+}
+
+/** Parses the `step` command's stdout: exactly one JSON line. */
+export function parseStepResult(stdout: string, name: string): StepResult {
+  const line = stdout.trim();
+  try {
+    return JSON.parse(line) as StepResult;
+  } catch {
+    throw new Error(
+      `${name}: the step command printed no result line (stdout: ${JSON.stringify(line.slice(0, 200))})`,
+    );
+  }
+}

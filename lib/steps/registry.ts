@@ -1,0 +1,8 @@
+import { archiveStep } from "./archive";
+import { StepDefinition } from "./step";
+import { templateStep } from "./template";
+
+/** Every step kind the `step` command can build, by kind. */
+export const stepDefinitions: Record<string, StepDefinition<unknown>> = Object.fromEntries(
+  [archiveStep, templateStep].map((step) => [step.kind, step as StepDefinition<unknown>]),
+);

@@ -1,0 +1,127 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { keyOfSummary, summarizeInputs } from "../keys";
+import { Artifact, ArtifactStore } from "../store/store";
+import { ExecError, StepLog, tailOfFile } from "./log";
+import { StepArgsError, StepDefinition, StepResult, StepSpec } from "./step";
+
+/** A failed step: the message names the image, the step and the cause; the log tail and path come with it. */
+export class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly log?: string,
+    readonly tail?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RunStepOptions {
+  store: ArtifactStore;
+  /** Step kind → implementation. */
+  definitions: Record<string, StepDefinition<unknown>>;
+  /** Directory that relative file paths in the spec are resolved against. @default process.cwd() */
+  root?: string;
+  signal?: AbortSignal;
+  /** Receives short progress lines. @default stderr */
+  progress?: (line: string) => void;
+}
+
+/** Builds one step from its spec, or finds it in the store. */
+export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<StepResult> {
+  const started = Date.now();
+  const root = options.root ?? process.cwd();
+  const where = `${spec.image}: step ${spec.name} (${spec.kind})`;
+  const definition = options.definitions[spec.kind];
+  if (!definition) {
+    throw new StepFailure(
+      `${where}: unknown step kind; known kinds: ${Object.keys(options.definitions).sort().join(", ")}`,
+    );
+  }
+  let args: unknown;
+  try {
+    args = definition.parseArgs(spec.args);
+  } catch (err) {
+    if (err instanceof StepArgsError) throw new StepFailure(`${where}: bad argument ${err.message}`);
+    throw err;
+  }
+  const inputs = summarizeInputs(
+    {
+      kind: spec.kind,
+      version: definition.version,
+      args: spec.args,
+      files: spec.files,
+      parents: spec.parents,
+    },
+    root,
+  );
+  const key = keyOfSummary(inputs);
+  if (key !== spec.key) {
+    throw new StepFailure(
+      `${where}: its inputs changed after the program computed its key (expected ${spec.key}, inputs give ${key}); ` +
+        `an input file was edited during the run, or the program and this command are different versions`,
+    );
+  }
+  const parents: Record<string, Artifact> = {};
+  for (const [role, parentKey] of Object.entries(spec.parents)) {
+    const artifact = await options.store.get(parentKey);
+    if (!artifact) {
+      throw new StepFailure(`${where}: its input '${role}' (artifact ${parentKey}) is not in the store`);
+    }
+    parents[role] = artifact;
+  }
+  const files = Object.fromEntries(
+    Object.entries(spec.files).map(([role, f]) => [role, path.resolve(root, f)]),
+  );
+  const signal = options.signal ?? new AbortController().signal;
+
+  let logPath = options.store.logPath(key);
+  try {
+    const { artifact, cached } = await options.store.put(
+      key,
+      { kind: spec.kind, name: spec.name, image: spec.image, inputs, inputFiles: files },
+      async (out, log) => {
+        logPath = log;
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), `antidote-${spec.kind}-`));
+        const stepLog = new StepLog(log, signal, options.progress);
+        stepLog.progress(`${spec.image}: ${spec.name}: building ${key.slice(0, 12)}`);
+        try {
+          return await definition.run({
+            spec,
+            args,
+            files,
+            parents,
+            out,
+            work,
+            log: stepLog,
+            store: options.store,
+            signal,
+          });
+        } finally {
+          fs.rmSync(work, { recursive: true, force: true });
+        }
+      },
+    );
+    const primary = artifact.meta.files[artifact.meta.primary];
+    return {
+      key,
+      kind: spec.kind,
+      name: spec.name,
+      image: spec.image,
+      cached,
+      location: artifact.dir,
+      primary: path.join(artifact.dir, artifact.meta.primary),
+      sha256: primary.sha256,
+      size: primary.size,
+      log: artifact.meta.log,
+      elapsedMs: Date.now() - started,
+      outputs: artifact.meta.outputs,
+    };
+  } catch (err) {
+    if (err instanceof StepFailure) throw err;
+    const cause = signal.aborted ? "was interrupted" : `failed: ${(err as Error).message}`;
+    const log = err instanceof ExecError ? err.log : logPath;
+    throw new StepFailure(`${where} ${cause}`, log, tailOfFile(log, 40));
+  }
+}

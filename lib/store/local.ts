@@ -1,0 +1,270 @@
+import { randomBytes } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { sha256, sha256File } from "../keys";
+import { acquireLock, isDead, processStartTime } from "./lock";
+import {
+  Artifact,
+  ArtifactMeta,
+  ArtifactStore,
+  BuildInfo,
+  BuildOutput,
+  FileDigest,
+  PutResult,
+  StepRef,
+} from "./store";
+
+/** Input files larger than this are hashed but not kept for `diff`. */
+const MAX_BLOB_BYTES = 1 << 20;
+
+const KEY_PATTERN = /^[0-9a-f]{64}$/;
+
+export function assertKey(key: string): void {
+  if (!KEY_PATTERN.test(key)) throw new Error(`not a step key (64 hex digits): '${key}'`);
+}
+
+/** The store directory: `$ANTIDOTE_STORE`, else `$XDG_CACHE_HOME/antidote-images`, else `~/.cache/antidote-images`. */
+export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.ANTIDOTE_STORE) return path.resolve(env.ANTIDOTE_STORE);
+  const cache = env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  return path.join(cache, "antidote-images");
+}
+
+/**
+ * An artifact store in a local directory:
+ *
+ *     artifacts/<key>/   finished artifacts: their files and meta.json
+ *     tmp/               builds in progress (named after their process, so a dead one's leftovers can be removed)
+ *     locks/<key>.lock   one builder per key
+ *     logs/<key>.log     build logs, kept for failed builds too
+ *     refs/<name>.json   the last build of each named step (what `plan` compares against)
+ *     blobs/<sha256>     contents of small input files (what `diff` shows)
+ *     cache/<name>/      caches shared between builds
+ */
+export class LocalStore implements ArtifactStore {
+  readonly location: string;
+
+  constructor(root: string = defaultStoreDir()) {
+    this.location = path.resolve(root);
+    for (const sub of ["artifacts", "tmp", "locks", "logs", "refs", "blobs", "cache"]) {
+      fs.mkdirSync(path.join(this.location, sub), { recursive: true });
+    }
+  }
+
+  private artifactDir(key: string): string {
+    assertKey(key);
+    return path.join(this.location, "artifacts", key);
+  }
+
+  logPath(key: string): string {
+    assertKey(key);
+    return path.join(this.location, "logs", `${key}.log`);
+  }
+
+  cacheDir(name: string): string {
+    if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) throw new Error(`bad cache name '${name}'`);
+    const dir = path.join(this.location, "cache", name);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.get(key)) !== undefined;
+  }
+
+  async get(key: string): Promise<Artifact | undefined> {
+    const dir = this.artifactDir(key);
+    let meta: ArtifactMeta;
+    try {
+      meta = JSON.parse(await fs.promises.readFile(path.join(dir, "meta.json"), "utf8")) as ArtifactMeta;
+    } catch {
+      return undefined;
+    }
+    if (meta.key !== key || !fs.existsSync(path.join(dir, meta.primary))) return undefined;
+    return { key, dir, meta };
+  }
+
+  async put(
+    key: string,
+    info: BuildInfo,
+    build: (dir: string, log: string) => Promise<BuildOutput>,
+  ): Promise<PutResult> {
+    const finished = await this.get(key);
+    if (finished) return this.reuse(finished, info);
+
+    const release = await acquireLock(path.join(this.location, "locks", `${key}.lock`), {
+      onWait: (holder) =>
+        process.stderr.write(`${info.name}: waiting for ${holder}, which is building ${key}\n`),
+    });
+    try {
+      const built = await this.get(key);
+      if (built) return this.reuse(built, info);
+      this.removeDeadBuilds();
+
+      const tmp = path.join(this.location, "tmp", tmpName(key));
+      fs.mkdirSync(tmp);
+      const log = this.logPath(key);
+      const startedAt = new Date().toISOString();
+      try {
+        fs.writeFileSync(log, `# ${info.name} (${info.kind}) ${key}\n# started ${startedAt}\n`);
+        const out = await build(tmp, log);
+        if (!fs.existsSync(path.join(tmp, out.primary))) {
+          throw new Error(`${info.name}: the build did not produce its primary output '${out.primary}'`);
+        }
+        const meta: ArtifactMeta = {
+          format: 1,
+          key,
+          kind: info.kind,
+          name: info.name,
+          image: info.image,
+          inputs: info.inputs,
+          files: await digestTree(tmp),
+          primary: out.primary,
+          outputs: out.outputs ?? {},
+          startedAt,
+          finishedAt: new Date().toISOString(),
+          log,
+        };
+        fs.writeFileSync(path.join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+        fs.renameSync(tmp, this.artifactDir(key));
+      } catch (err) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw err;
+      }
+      const artifact = await this.get(key);
+      if (!artifact) throw new Error(`${info.name}: artifact ${key} vanished right after it was stored`);
+      this.record(artifact, info);
+      return { artifact, cached: false };
+    } finally {
+      release();
+    }
+  }
+
+  private reuse(artifact: Artifact, info: BuildInfo): PutResult {
+    this.record(artifact, info);
+    return { artifact, cached: true };
+  }
+
+  /** Remembers the inputs of the step's latest build, and keeps small input files for `diff`. */
+  private record(artifact: Artifact, info: BuildInfo): void {
+    for (const file of Object.values(info.inputFiles ?? {})) {
+      const content = fs.readFileSync(file);
+      if (content.length > MAX_BLOB_BYTES) continue;
+      const blob = path.join(this.location, "blobs", sha256(content));
+      if (!fs.existsSync(blob)) writeAtomically(blob, content);
+    }
+    const ref: StepRef = {
+      name: info.name,
+      image: info.image,
+      key: artifact.key,
+      inputs: info.inputs,
+      at: new Date().toISOString(),
+    };
+    writeAtomically(this.refPath(info.name), JSON.stringify(ref, null, 2) + "\n");
+  }
+
+  private refPath(name: string): string {
+    return path.join(this.location, "refs", `${encodeURIComponent(name)}.json`);
+  }
+
+  async readRef(name: string): Promise<StepRef | undefined> {
+    try {
+      return JSON.parse(await fs.promises.readFile(this.refPath(name), "utf8")) as StepRef;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async readBlob(digest: string): Promise<Buffer | undefined> {
+    if (!/^[0-9a-f]{64}$/.test(digest)) return undefined;
+    try {
+      return await fs.promises.readFile(path.join(this.location, "blobs", digest));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Deletes the temporary directories of builds whose process is gone (killed, crashed, power lost). */
+  removeDeadBuilds(): string[] {
+    const removed: string[] = [];
+    for (const entry of fs.readdirSync(path.join(this.location, "tmp"))) {
+      const owner = parseTmpName(entry);
+      if (!owner || isDead(owner)) {
+        fs.rmSync(path.join(this.location, "tmp", entry), { recursive: true, force: true });
+        removed.push(entry);
+      }
+    }
+    return removed;
+  }
+
+  async gc(keep: Iterable<string>): Promise<{ removed: string[]; kept: string[] }> {
+    const reachable = new Set<string>();
+    const queue = [...keep];
+    while (queue.length > 0) {
+      const key = queue.pop() as string;
+      if (reachable.has(key)) continue;
+      reachable.add(key);
+      const artifact = await this.get(key);
+      if (artifact) queue.push(...Object.values(artifact.meta.inputs.parents));
+    }
+    const removed: string[] = [];
+    const kept: string[] = [];
+    for (const key of fs.readdirSync(path.join(this.location, "artifacts")).sort()) {
+      if (reachable.has(key)) {
+        kept.push(key);
+        continue;
+      }
+      // Renamed out of artifacts/ first, so a reader never sees a half-deleted artifact.
+      const doomed = path.join(this.location, "tmp", `gc-${key}-${randomBytes(4).toString("hex")}`);
+      fs.renameSync(path.join(this.location, "artifacts", key), doomed);
+      fs.rmSync(doomed, { recursive: true, force: true });
+      if (KEY_PATTERN.test(key)) fs.rmSync(this.logPath(key), { force: true });
+      removed.push(key);
+    }
+    return { removed, kept };
+  }
+}
+
+const hostTag = sha256(os.hostname()).slice(0, 8);
+
+function tmpName(key: string): string {
+  return [
+    key,
+    hostTag,
+    process.pid,
+    processStartTime(process.pid) ?? "0",
+    randomBytes(4).toString("hex"),
+  ].join("~");
+}
+
+function parseTmpName(entry: string): { pid: number; host: string; started: string } | undefined {
+  const [, host, pid, started] = entry.split("~");
+  if (!host || !pid || started === undefined) return undefined;
+  // Builds from another host sharing this directory are never ours to judge.
+  return { pid: Number(pid), host: host === hostTag ? os.hostname() : host, started };
+}
+
+function writeAtomically(file: string, content: string | Buffer): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  fs.writeFileSync(tmp, content);
+  fs.renameSync(tmp, file);
+}
+
+/** sha256 and size of every regular file under `dir`, by relative path, in sorted order. */
+export async function digestTree(dir: string): Promise<Record<string, FileDigest>> {
+  const out: Record<string, FileDigest> = {};
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await fs.promises.readdir(path.join(dir, rel), { withFileTypes: true });
+    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) await walk(child);
+      else if (entry.isFile()) {
+        const file = path.join(dir, child);
+        out[child] = { sha256: await sha256File(file), size: (await fs.promises.stat(file)).size };
+      }
+    }
+  };
+  await walk("");
+  return out;
+}

@@ -1,0 +1,93 @@
+import { InputsSummary, Json } from "../keys";
+
+/** Checksum and size of one file of an artifact. */
+export interface FileDigest {
+  sha256: string;
+  size: number;
+}
+
+/** `meta.json`: written last inside the temporary directory, so an artifact without it never existed. */
+export interface ArtifactMeta {
+  /** Layout version of this record. */
+  format: 1;
+  key: string;
+  kind: string;
+  /** Logical name of the step that built it (e.g. `frr-rootfs`). */
+  name: string;
+  /** Image the step belongs to. */
+  image: string;
+  inputs: InputsSummary;
+  /** Every output file (relative path → digest). */
+  files: Record<string, FileDigest>;
+  /** The file that stands for the artifact (the tarball, the disk, the report). */
+  primary: string;
+  /** Step-specific results (package manifest summary, kernel version, …). */
+  outputs: Record<string, Json>;
+  startedAt: string;
+  finishedAt: string;
+  /** Path of the build log. */
+  log: string;
+}
+
+export interface Artifact {
+  key: string;
+  /** Directory holding the artifact's files. */
+  dir: string;
+  meta: ArtifactMeta;
+}
+
+/** What a build function returns: the primary file and step-specific results. */
+export interface BuildOutput {
+  primary: string;
+  outputs?: Record<string, Json>;
+}
+
+/** Identifies a build for the store's records. */
+export interface BuildInfo {
+  kind: string;
+  name: string;
+  image: string;
+  inputs: InputsSummary;
+  /** Input files (role → path) whose contents the store keeps, so `diff` can show what changed. */
+  inputFiles?: Record<string, string>;
+}
+
+/** The last build recorded for a named step: what `plan` compares against. */
+export interface StepRef {
+  name: string;
+  image: string;
+  key: string;
+  inputs: InputsSummary;
+  at: string;
+}
+
+export interface PutResult {
+  artifact: Artifact;
+  /** True when the artifact was already there and nothing was built. */
+  cached: boolean;
+}
+
+/** Maps step keys to finished artifacts. Publication is atomic and per-key exclusive. */
+export interface ArtifactStore {
+  readonly location: string;
+  has(key: string): Promise<boolean>;
+  get(key: string): Promise<Artifact | undefined>;
+  /**
+   * Returns the artifact for `key`, building it with `build(dir, log)` when it is missing. `build` writes into a
+   * private directory that becomes the artifact only if it succeeds. Concurrent callers for one key build once.
+   */
+  put(
+    key: string,
+    info: BuildInfo,
+    build: (dir: string, log: string) => Promise<BuildOutput>,
+  ): Promise<PutResult>;
+  /** Where the build log of `key` is written. */
+  logPath(key: string): string;
+  /** Directory for caches shared between builds (package downloads, ccache), by name. */
+  cacheDir(name: string): string;
+  readRef(name: string): Promise<StepRef | undefined>;
+  /** Content of an input file recorded by an earlier build, by its sha256. */
+  readBlob(sha256: string): Promise<Buffer | undefined>;
+  /** Removes every artifact not reachable (through parent keys) from `keep`. */
+  gc(keep: Iterable<string>): Promise<{ removed: string[]; kept: string[] }>;
+}
