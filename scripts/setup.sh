@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything the pipeline and its tests need on a fresh Debian 12 machine (run as root), then the npm
+# packages, and starts dockerd. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages, one group per pipeline stage.
+packages=(
+  # build steps and tests
+  ca-certificates git zstd xz-utils
+  # Rootfs
+  debootstrap mmdebstrap debian-archive-keyring
+  # Kernel
+  linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev ccache cpio dwarves kmod rsync
+  debhelper-compat fakeroot dpkg-dev busybox-static
+  # Qcow2Disk
+  qemu-utils e2fsprogs fdisk grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools ovmf
+  # BootTest
+  qemu-system-x86 openssh-client sshpass
+  # ContainerImage and the local registry
+  docker.io docker-registry iproute2 iptables
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (it installs Debian packages and starts dockerd)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+bash scripts/start-dockerd.sh
+echo "setup: ready"
