@@ -1,11 +1,22 @@
 import { UsageError } from "./args";
-import { stepCommand } from "./step";
 
-type Command = { run: (argv: string[]) => Promise<number>; summary: string };
+interface Command {
+  /** Loaded on use: `step` runs once per build step and must not pay for loading Pulumi. */
+  load: () => Promise<(argv: string[]) => Promise<number>>;
+  summary: string;
+}
 
 const commands: Record<string, Command> = {
+  up: {
+    load: async () => (await import("./run")).upCommand,
+    summary: "build, test and publish the images of a stack (the local runner)",
+  },
+  plan: {
+    load: async () => (await import("./run")).planCommand,
+    summary: "show every step's key and what would build, and why, without building",
+  },
   step: {
-    run: stepCommand,
+    load: async () => (await import("./step")).stepCommand,
     summary: "build one step from a JSON spec on stdin (what the program's commands run)",
   },
 };
@@ -19,7 +30,7 @@ function help(): string {
   );
 }
 
-/** Runs the CLI; errors print as one line (no stack trace) and set the exit status. */
+/** Runs the CLI; errors print as one line (no stack trace unless ANTIDOTE_DEBUG is set) and set the exit status. */
 export async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -29,7 +40,7 @@ export async function main(argv: string[]): Promise<void> {
   const command = commands[name];
   try {
     if (!command) throw new UsageError(`unknown command '${name}'`);
-    process.exitCode = await command.run(rest);
+    process.exitCode = await (await command.load())(rest);
   } catch (err) {
     const usage = err instanceof UsageError;
     process.stderr.write(`antidote-images${command ? ` ${name}` : ""}: ${(err as Error).message}\n`);

@@ -1,0 +1,70 @@
+import { ProgressDisplay } from "../runner/progress";
+import { runProgram } from "../runner/local-runner";
+import { findProjectRoot } from "../runner/stack";
+import { parseArgs, UsageError } from "./args";
+
+export const upHelp = `usage: antidote-images up [--stack S] [--jobs N] [--json] [image…]
+
+Runs the Pulumi program (index.ts) in this process under Pulumi's mock runtime and performs every resource for
+real: each build step runs, or is found in the artifact store. Independent steps run in parallel. Shows each
+step as it goes (image, step, cached/building/built/failed, elapsed) and a summary; exits 1 if a step failed.
+
+options:
+  --stack S   stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
+  --jobs N    steps to run at once                                 default: 2
+  --json      print the run report as JSON on stdout
+  image…      only these images (and the images they build on)`;
+
+export const planHelp = `usage: antidote-images plan [--stack S] [--json] [image…]
+
+Without building anything: every step of every image, its key, and whether it is cached or would build; for a
+step that would build, which input changed since the last build recorded for it (a file, an argument, an input
+step).
+
+options:
+  --stack S   stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
+  --json      print the plan as JSON on stdout
+  image…      only these images (and the images they build on)`;
+
+export function upCommand(argv: string[]): Promise<number> {
+  return run("up", argv);
+}
+
+export function planCommand(argv: string[]): Promise<number> {
+  return run("plan", argv);
+}
+
+async function run(mode: "up" | "plan", argv: string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv, mode === "up" ? ["stack", "jobs"] : ["stack"], ["json"]);
+  if (flags.help) {
+    console.log(mode === "up" ? upHelp : planHelp);
+    return 0;
+  }
+  const jobs = flags.jobs === undefined ? undefined : Number(flags.jobs);
+  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) {
+    throw new UsageError(`--jobs must be a positive whole number, got '${flags.jobs}'`);
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  const display = new ProgressDisplay();
+  try {
+    const report = await runProgram({
+      root: findProjectRoot(),
+      stack: typeof flags.stack === "string" ? flags.stack : "local",
+      mode,
+      images: positional,
+      jobs,
+      onEvent: display.onEvent,
+      signal: controller.signal,
+    });
+    display.finish(report);
+    if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+    const failed = report.steps.some((s) => s.status === "failed") || report.unsupported.length > 0;
+    return failed || controller.signal.aborted ? 1 : 0;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+}

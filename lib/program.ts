@@ -1,0 +1,79 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import { BuiltStep } from "./components/step-command";
+import { CONFIG_NAMESPACE } from "./config";
+
+/** What the stack exports for each built step. */
+export interface StepOutput {
+  key: string;
+  location: string;
+  sha256: string;
+  size: number;
+}
+
+/** Image folder → step name → its output. */
+export type ImagesOutput = Record<string, Record<string, pulumi.Output<StepOutput>>>;
+
+/** The folders under `dir` that hold an `image.ts`, sorted. */
+export function listImages(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, "image.ts")))
+    .map((e) => e.name)
+    .sort();
+}
+
+/**
+ * Loads every `images/<name>/image.ts` (adding an image is adding a folder), or only those named in the
+ * `antidote-images:images` config list; an image's own imports bring in the images it builds on. Returns each
+ * image's built steps for the stack outputs.
+ */
+export function loadImages(): ImagesOutput {
+  const config = new pulumi.Config(CONFIG_NAMESPACE);
+  const dir = path.resolve(config.get("imagesDir") ?? "images");
+  const available = listImages(dir);
+  const selected = config.getObject<string[]>("images") ?? [];
+  const unknown = selected.filter((name) => !available.includes(name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `no image named ${unknown.map((u) => `'${u}'`).join(", ")} in ${dir}; images: ${available.join(", ") || "none"}`,
+    );
+  }
+  const outputs: ImagesOutput = {};
+  for (const name of selected.length > 0 ? selected : available) {
+    const exports = require(path.join(dir, name, "image.ts")) as Record<string, unknown>;
+    outputs[name] = Object.fromEntries(
+      builtSteps(exports).map((step) => [
+        step.stepName,
+        step.result.apply((r) => ({ key: r.key, location: r.location, sha256: r.sha256, size: r.size })),
+      ]),
+    );
+  }
+  return outputs;
+}
+
+function isBuiltStep(value: unknown): value is BuiltStep {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as BuiltStep).key === "string" &&
+    typeof (value as BuiltStep).stepName === "string" &&
+    pulumi.Output.isInstance((value as BuiltStep).result)
+  );
+}
+
+/** The build steps an image module exports, directly or as fields of an exported object (a composite image). */
+function builtSteps(exports: Record<string, unknown>): BuiltStep[] {
+  const found = new Map<string, BuiltStep>();
+  for (const value of Object.values(exports)) {
+    const candidates = isBuiltStep(value)
+      ? [value]
+      : typeof value === "object" && value !== null
+        ? Object.values(value).filter(isBuiltStep)
+        : [];
+    for (const step of candidates) found.set(step.stepName, step);
+  }
+  return [...found.values()];
+}

@@ -1,0 +1,358 @@
+import * as pulumi from "@pulumi/pulumi";
+import { spawn } from "child_process";
+import * as path from "path";
+import { CONFIG_NAMESPACE } from "../config";
+import { diffSummaries, InputChange, summarizeInputs } from "../keys";
+import { killGroup } from "../steps/log";
+import { stepDefinitions } from "../steps/registry";
+import { StepResult, StepSpec } from "../steps/step";
+import { defaultStoreDir, LocalStore } from "../store/local";
+import { Semaphore } from "./semaphore";
+import { loadStack } from "./stack";
+
+/** Where a step stands in a run. */
+export type StepStatus = "queued" | "building" | "cached" | "built" | "failed" | "skipped" | "would-build";
+
+export interface StepRecord {
+  /** Logical step name (e.g. `frr-rootfs`). */
+  name: string;
+  image: string;
+  kind: string;
+  key: string;
+  status: StepStatus;
+  /** Wall time of the step's command. */
+  elapsedMs?: number;
+  result?: StepResult;
+  /** Why the step failed or was skipped. */
+  error?: string;
+  /** `plan`: why the step would build. */
+  reason?: string;
+  /** `plan`: the inputs that moved since the step's last recorded build. */
+  changes?: InputChange[];
+}
+
+export type RunEvent =
+  | { type: "step"; record: StepRecord }
+  | { type: "progress"; record: StepRecord; line: string };
+
+export interface RunOptions {
+  /** Project directory (holds Pulumi.yaml and index.ts). */
+  root: string;
+  stack: string;
+  /** `up` performs every resource's create; `plan` only says what `up` would do. */
+  mode: "up" | "plan";
+  /** Only these images (and what they build on). @default every image */
+  images?: string[];
+  /** Steps run at once. @default 2 */
+  jobs?: number;
+  onEvent?: (event: RunEvent) => void;
+  /** Stops the run: running steps are sent SIGTERM, queued ones are skipped. */
+  signal?: AbortSignal;
+}
+
+export interface RunReport {
+  stack: string;
+  mode: "up" | "plan";
+  steps: StepRecord[];
+  /** Resources the runner could not perform, by type and name. */
+  unsupported: string[];
+  /** The program's stack outputs (unknown values left out). */
+  outputs: Record<string, unknown>;
+  wallMs: number;
+}
+
+/** Pulumi's marker for a value that is not known; applies on it are skipped, so nothing runs on a failed step. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/**
+ * Runs the Pulumi program in this process under Pulumi's mock runtime and performs each resource for real:
+ * a step command runs `antidote-images step` exactly as the Pulumi command provider would, following the
+ * dependency graph with bounded parallelism. This is how authors and CI run the pipeline without the Pulumi CLI.
+ */
+export async function runProgram(options: RunOptions): Promise<RunReport> {
+  const started = Date.now();
+  const stack = loadStack(options.root, options.stack);
+  if (options.images && options.images.length > 0) {
+    stack.config[`${CONFIG_NAMESPACE}:images`] = JSON.stringify(options.images);
+  }
+  const records = new Map<string, StepRecord>();
+  const failedKeys = new Set<string>();
+  const unsupported: string[] = [];
+  const semaphore = new Semaphore(options.jobs ?? 2);
+  const running = new Set<number>();
+  options.signal?.addEventListener("abort", () => running.forEach((pgid) => killGroup(pgid, "SIGTERM")));
+  const emit = (event: RunEvent) => options.onEvent?.(event);
+  const update = (record: StepRecord, patch: Partial<StepRecord>) => {
+    Object.assign(record, patch);
+    emit({ type: "step", record });
+  };
+
+  /** Runs one command resource; a step's record says what happened, and a failure never throws into Pulumi. */
+  const perform = async (spec: StepSpec, inputs: CommandInputs, isStep: boolean): Promise<string> => {
+    const record: StepRecord = {
+      name: spec.name,
+      image: spec.image,
+      kind: spec.kind,
+      key: spec.key,
+      status: "queued",
+    };
+    records.set(spec.name, record);
+    const failedParent = Object.entries(spec.parents).find(([, key]) => failedKeys.has(key));
+    if (failedParent || options.signal?.aborted) {
+      failedKeys.add(spec.key);
+      update(record, {
+        status: "skipped",
+        error: failedParent ? `its input '${failedParent[0]}' did not build` : "the run was stopped",
+      });
+      return UNKNOWN;
+    }
+    if (options.mode === "plan") {
+      if (isStep) return planStep(spec, inputs, record);
+      update(record, { status: "would-build", reason: "not a build step: runs on every up" });
+      return UNKNOWN;
+    }
+    emit({ type: "step", record });
+    return semaphore.run(async () => {
+      if (options.signal?.aborted) {
+        failedKeys.add(spec.key);
+        update(record, { status: "skipped", error: "the run was stopped" });
+        return UNKNOWN;
+      }
+      const begun = Date.now();
+      update(record, { status: "building" });
+      const outcome = await runCommand(inputs, options.root, running, (line) => {
+        emit({ type: "progress", record, line });
+      });
+      const elapsedMs = Date.now() - begun;
+      if (outcome.code !== 0) {
+        failedKeys.add(spec.key);
+        update(record, {
+          status: "failed",
+          elapsedMs,
+          error: outcome.stderr.trim() || `exit status ${outcome.code}`,
+        });
+        return UNKNOWN;
+      }
+      if (!isStep) {
+        update(record, { status: "built", elapsedMs });
+        return outcome.stdout;
+      }
+      const result = JSON.parse(outcome.stdout.trim().split("\n").pop() ?? "") as StepResult;
+      update(record, { status: result.cached ? "cached" : "built", elapsedMs, result });
+      return outcome.stdout;
+    });
+  };
+
+  const planStep = async (spec: StepSpec, inputs: CommandInputs, record: StepRecord): Promise<string> => {
+    const store = new LocalStore(storeDirFor(inputs, options.root));
+    if (await store.has(spec.key)) {
+      update(record, { status: "cached" });
+      return UNKNOWN;
+    }
+    const ref = await store.readRef(spec.name);
+    const definition = stepDefinitions[spec.kind];
+    let reason: string;
+    let changes: InputChange[] | undefined;
+    if (!ref) reason = "never built";
+    else if (ref.key === spec.key) reason = "its artifact is no longer in the store";
+    else if (!definition) reason = `unknown step kind '${spec.kind}'`;
+    else {
+      const now = summarizeInputs(
+        {
+          kind: spec.kind,
+          version: definition.version,
+          args: spec.args,
+          files: spec.files,
+          parents: spec.parents,
+        },
+        options.root,
+      );
+      changes = diffSummaries(ref.inputs, now);
+      reason = changes.map(describeChange).join(", ") || "inputs changed";
+    }
+    update(record, { status: "would-build", reason, changes });
+    return UNKNOWN;
+  };
+
+  await pulumi.runtime.setMocks(
+    {
+      async newResource(resource) {
+        if (!resource.custom) return { id: undefined, state: {} };
+        if (resource.type.startsWith("pulumi:providers:"))
+          return { id: resource.name, state: resource.inputs };
+        if (resource.type === "command:local:Command") {
+          const inputs = resource.inputs as CommandInputs;
+          const spec = parseSpec(inputs.stdin);
+          const stdout = spec
+            ? await perform(spec, inputs, true)
+            : await perform(plainCommandSpec(resource.name), inputs, false);
+          return { id: resource.name, state: { ...inputs, stdout, stderr: "" } };
+        }
+        unsupported.push(`${resource.type} (${resource.name})`);
+        return { id: resource.name, state: {} };
+      },
+      call(call) {
+        unsupported.push(`function ${call.token}`);
+        return {};
+      },
+    },
+    stack.project,
+    stack.stack,
+    true,
+  );
+  pulumi.runtime.setAllConfig(stack.config, []);
+
+  const previousDir = process.cwd();
+  process.chdir(options.root);
+  let programExports: Record<string, unknown> = {};
+  // The Pulumi runtime leaves a program's error behind as a second, unhandled rejection; it is reported once, below.
+  const programErrors: unknown[] = [];
+  const onRejection = (err: unknown) => programErrors.push(err);
+  process.on("unhandledRejection", onRejection);
+  try {
+    forgetProgramModules(options.root);
+    await pulumi.runtime.runInPulumiStack(async () => {
+      programExports = require(path.join(options.root, "index.ts")) as Record<string, unknown>;
+      return programExports;
+    });
+  } catch (err) {
+    programErrors.unshift(err);
+  } finally {
+    process.chdir(previousDir);
+    setImmediate(() => process.off("unhandledRejection", onRejection));
+  }
+  if (programErrors.length > 0) throw new ProgramError(programErrors[0]);
+  return {
+    stack: stack.stack,
+    mode: options.mode,
+    steps: [...records.values()],
+    unsupported,
+    outputs: (await resolveOutputs(programExports)) as Record<string, unknown>,
+    wallMs: Date.now() - started,
+  };
+}
+
+/** The program itself failed (a bad image description, an invalid argument): nothing was built after it. */
+export class ProgramError extends Error {
+  constructor(readonly cause: unknown) {
+    super(`the program failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+/** The inputs of a `command:local:Command` that the runner uses. */
+interface CommandInputs {
+  create?: string;
+  stdin?: string;
+  dir?: string;
+  environment?: Record<string, string>;
+  interpreter?: string[];
+}
+
+function parseSpec(stdin: string | undefined): StepSpec | undefined {
+  if (!stdin) return undefined;
+  try {
+    const spec = JSON.parse(stdin) as StepSpec;
+    return typeof spec.kind === "string" && typeof spec.key === "string" ? spec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function storeDirFor(inputs: CommandInputs, root: string): string {
+  const configured = inputs.environment?.ANTIDOTE_STORE;
+  return configured ? path.resolve(root, configured) : defaultStoreDir();
+}
+
+function describeChange(change: InputChange): string {
+  switch (change.what) {
+    case "file":
+      return change.from === undefined ? `new file ${change.name}` : `file ${change.name} changed`;
+    case "arg":
+      return `argument ${change.name}: ${change.from ?? "(unset)"} → ${change.to ?? "(unset)"}`;
+    case "parent":
+      return `input ${change.name} changed`;
+    default:
+      return `${change.what} ${change.from} → ${change.to}`;
+  }
+}
+
+interface CommandOutcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command resource's `create` as the command provider does: through its interpreter, in `dir`. */
+function runCommand(
+  inputs: CommandInputs,
+  root: string,
+  running: Set<number>,
+  onStderrLine: (line: string) => void,
+): Promise<CommandOutcome> {
+  const interpreter =
+    inputs.interpreter && inputs.interpreter.length > 0 ? inputs.interpreter : ["/bin/sh", "-c"];
+  return new Promise((resolve) => {
+    const child = spawn(interpreter[0], [...interpreter.slice(1), inputs.create ?? "true"], {
+      cwd: inputs.dir ? path.resolve(root, inputs.dir) : root,
+      env: { ...process.env, ...inputs.environment },
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+    });
+    if (child.pid !== undefined) running.add(child.pid);
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    let partial = "";
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      stderr += text;
+      const lines = (partial + text).split("\n");
+      partial = lines.pop() ?? "";
+      lines.filter((l) => l.trim()).forEach(onStderrLine);
+    });
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(inputs.stdin ?? "");
+    const finish = (code: number) => {
+      if (child.pid !== undefined) running.delete(child.pid);
+      resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr });
+    };
+    child.on("error", (err) => {
+      stderr += `could not start ${interpreter[0]}: ${err.message}\n`;
+      finish(127);
+    });
+    child.on("close", (code, signal) => finish(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** A record for a command resource that is not a build step: it has no key and no parents. */
+function plainCommandSpec(name: string): StepSpec {
+  return { kind: "command", name, image: "-", args: null, files: {}, parents: {}, key: `command:${name}` };
+}
+
+/** Drops the program's modules from Node's cache, so a second run in one process builds its resources anew. */
+function forgetProgramModules(root: string): void {
+  const nodeModules = path.join(root, "node_modules") + path.sep;
+  for (const id of Object.keys(require.cache)) {
+    if (id.startsWith(root + path.sep) && !id.startsWith(nodeModules)) {
+      delete require.cache[id];
+    }
+  }
+}
+
+/** Replaces every Output in a value with what it resolved to; unknown values become undefined. */
+async function resolveOutputs(value: unknown): Promise<unknown> {
+  if (pulumi.Output.isInstance(value)) {
+    return resolveOutputs(await (value as unknown as { promise(): Promise<unknown> }).promise());
+  }
+  if (value instanceof pulumi.Resource) return undefined;
+  if (Array.isArray(value)) return Promise.all(value.map(resolveOutputs));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const resolved = await resolveOutputs(v);
+      if (resolved !== undefined && resolved !== UNKNOWN) out[k] = resolved;
+    }
+    return out;
+  }
+  return value === UNKNOWN ? undefined : value;
+}
