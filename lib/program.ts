@@ -43,6 +43,7 @@ export function loadImages(): ImagesOutput {
   }
   const outputs: ImagesOutput = {};
   for (const name of selected.length > 0 ? selected : available) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- images are found at run time, by folder
     const exports = require(path.join(dir, name, "image.ts")) as Record<string, unknown>;
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [

@@ -212,6 +212,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   try {
     forgetProgramModules(options.root);
     await pulumi.runtime.runInPulumiStack(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the program is loaded the way Pulumi loads it
       programExports = require(path.join(options.root, "index.ts")) as Record<string, unknown>;
       return programExports;
     });
