@@ -42,7 +42,8 @@ export function stepCommand(parent: pulumi.Resource, name: string, args: StepCom
   try {
     args.step.parseArgs(args.args);
   } catch (err) {
-    if (err instanceof StepArgsError) throw new Error(`${args.image}: ${name}: bad argument ${err.message}`);
+    const where = args.image === name ? name : `${args.image}: ${name}`;
+    if (err instanceof StepArgsError) throw new Error(`${where}: bad argument ${err.message}`);
     throw err;
   }
   const files = Object.fromEntries(
