@@ -1,0 +1,125 @@
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { RunReport } from "../../lib/runner/local-runner";
+import { PROJECT_ROOT, tempDir } from "../helpers";
+
+/**
+ * A copy of the project in a temp folder (the library, bin and node_modules linked, images and stacks copied), so
+ * the test can edit image files and use its own store without touching the checkout.
+ */
+function scratchProject(): string {
+  const root = tempDir("project");
+  for (const link of ["lib", "bin", "node_modules"])
+    fs.symlinkSync(path.join(PROJECT_ROOT, link), path.join(root, link));
+  for (const file of ["Pulumi.yaml", "index.ts", "tsconfig.json"])
+    fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+  fs.cpSync(path.join(PROJECT_ROOT, "images", "hello"), path.join(root, "images", "hello"), {
+    recursive: true,
+  });
+  fs.mkdirSync(path.join(root, "stacks"));
+  fs.writeFileSync(
+    path.join(root, "stacks", "Pulumi.local.yaml"),
+    "config:\n  antidote-images:store: .store\n",
+  );
+  return root;
+}
+
+function cli(root: string, ...args: string[]) {
+  const env = { ...process.env };
+  delete env.ANTIDOTE_STORE;
+  const run = spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  const report =
+    args.includes("--json") && run.stdout.trim() ? (JSON.parse(run.stdout) as RunReport) : undefined;
+  return { status: run.status, stderr: run.stderr, report };
+}
+
+function statuses(report: RunReport | undefined): Record<string, string> {
+  return Object.fromEntries((report?.steps ?? []).map((s) => [s.name, s.status]));
+}
+
+describe("antidote-images up and plan (the local runner)", () => {
+  let root: string;
+  before(() => {
+    root = scratchProject();
+  });
+
+  it("builds hello from scratch into the stack's store", () => {
+    const { status, stderr, report } = cli(root, "up", "--stack", "local", "--json");
+    assert.strictEqual(status, 0, stderr);
+    assert.deepStrictEqual(statuses(report), { "hello-greeting": "built", "hello-bundle": "built" });
+    const greeting = report?.steps.find((s) => s.name === "hello-greeting")?.result;
+    assert.ok(
+      greeting?.location.startsWith(path.join(fs.realpathSync(root), ".store", "artifacts")),
+      greeting?.location,
+    );
+    assert.strictEqual(
+      fs.readFileSync(greeting.primary, "utf8"),
+      "Hello from hello, an image of the antidote lab platform.\n",
+    );
+    assert.match(stderr, /hello-bundle\s+built in/);
+    const outputs = report?.outputs as { images: { hello: Record<string, { key: string }> } };
+    assert.strictEqual(outputs.images.hello["hello-greeting"].key, greeting.key);
+  });
+
+  it("does no work on a second run: every step cached, well under a second of step time", () => {
+    const { status, stderr, report } = cli(root, "up", "--json");
+    assert.strictEqual(status, 0, stderr);
+    assert.deepStrictEqual(statuses(report), { "hello-greeting": "cached", "hello-bundle": "cached" });
+    const stepMs = (report?.steps ?? []).reduce((sum, s) => sum + (s.result?.elapsedMs ?? 0), 0);
+    assert.ok(stepMs < 1000, `step time ${stepMs} ms`);
+  });
+
+  it("plan names the edited file and the steps that will rebuild, and builds nothing", () => {
+    fs.appendFileSync(path.join(root, "images", "hello", "greeting.txt"), "A second line.\n");
+    const { status, stderr, report } = cli(root, "plan", "--json");
+    assert.strictEqual(status, 0, stderr);
+    assert.deepStrictEqual(statuses(report), {
+      "hello-greeting": "would-build",
+      "hello-bundle": "would-build",
+    });
+    const [greeting, bundle] = ["hello-greeting", "hello-bundle"].map((n) =>
+      report?.steps.find((s) => s.name === n),
+    );
+    assert.deepStrictEqual(
+      greeting?.changes?.map((c) => `${c.what}:${c.name}`),
+      ["file:template"],
+    );
+    assert.deepStrictEqual(
+      bundle?.changes?.map((c) => `${c.what}:${c.name}`),
+      ["parent:greeting"],
+    );
+    assert.match(stderr, /hello-greeting\s+would build: file template changed/);
+    const again = cli(root, "plan", "--json");
+    assert.deepStrictEqual(statuses(again.report), statuses(report), "plan built nothing");
+  });
+
+  it("fails a broken step with its image, step, cause and log, skips what depends on it, and exits 1", () => {
+    fs.appendFileSync(path.join(root, "images", "hello", "greeting.txt"), "{{undefined_placeholder}}\n");
+    const { status, stderr, report } = cli(root, "up", "--json");
+    assert.strictEqual(status, 1);
+    assert.deepStrictEqual(statuses(report), { "hello-greeting": "failed", "hello-bundle": "skipped" });
+    assert.match(
+      stderr,
+      /hello: step hello-greeting \(template\) failed: greeting.txt uses placeholders with no value: undefined_placeholder/,
+    );
+    assert.match(stderr, /--- last lines of .*\.store\/logs\/[0-9a-f]{64}\.log ---/);
+    assert.match(stderr, /hello-bundle\s+skipped: its input 'greeting' did not build/);
+  });
+
+  it("names an unknown image or stack in one line, without a stack trace", () => {
+    const image = cli(root, "up", "nosuchimage");
+    assert.strictEqual(image.status, 1);
+    assert.match(image.stderr, /no image named 'nosuchimage' in .*images; images: hello/);
+    assert.doesNotMatch(image.stderr, /\n\s+at /);
+    const stack = cli(root, "plan", "--stack", "prod");
+    assert.strictEqual(stack.status, 1);
+    assert.match(stack.stderr, /no stack 'prod' \(no stacks\/Pulumi.prod.yaml\); stacks: local/);
+  });
+});
