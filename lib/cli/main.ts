@@ -15,6 +15,10 @@ const commands: Record<string, Command> = {
     load: async () => (await import("./run")).planCommand,
     summary: "show every step's key and what would build, and why, without building",
   },
+  gc: {
+    load: async () => (await import("./gc")).gcCommand,
+    summary: "remove the artifacts the stack's current steps no longer need",
+  },
   step: {
     load: async () => (await import("./step")).stepCommand,
     summary: "build one step from a JSON spec on stdin (what the program's commands run)",

@@ -198,7 +198,10 @@ export class LocalStore implements ArtifactStore {
     return removed;
   }
 
-  async gc(keep: Iterable<string>): Promise<{ removed: string[]; kept: string[] }> {
+  async gc(
+    keep: Iterable<string>,
+    options: { dryRun?: boolean } = {},
+  ): Promise<{ removed: string[]; kept: string[] }> {
     const reachable = new Set<string>();
     const queue = [...keep];
     while (queue.length > 0) {
@@ -215,12 +218,13 @@ export class LocalStore implements ArtifactStore {
         kept.push(key);
         continue;
       }
+      removed.push(key);
+      if (options.dryRun) continue;
       // Renamed out of artifacts/ first, so a reader never sees a half-deleted artifact.
       const doomed = path.join(this.location, "tmp", `gc-${key}-${randomBytes(4).toString("hex")}`);
       fs.renameSync(path.join(this.location, "artifacts", key), doomed);
       fs.rmSync(doomed, { recursive: true, force: true });
       if (KEY_PATTERN.test(key)) fs.rmSync(this.logPath(key), { force: true });
-      removed.push(key);
     }
     return { removed, kept };
   }

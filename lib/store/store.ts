@@ -88,6 +88,6 @@ export interface ArtifactStore {
   readRef(name: string): Promise<StepRef | undefined>;
   /** Content of an input file recorded by an earlier build, by its sha256. */
   readBlob(sha256: string): Promise<Buffer | undefined>;
-  /** Removes every artifact not reachable (through parent keys) from `keep`. */
-  gc(keep: Iterable<string>): Promise<{ removed: string[]; kept: string[] }>;
+  /** Removes every artifact not reachable (through parent keys) from `keep`; `dryRun` only lists them. */
+  gc(keep: Iterable<string>, options?: { dryRun?: boolean }): Promise<{ removed: string[]; kept: string[] }>;
 }

@@ -55,9 +55,10 @@ describe("antidote-images up and plan (the local runner)", () => {
     assert.strictEqual(status, 0, stderr);
     assert.deepStrictEqual(statuses(report), { "hello-greeting": "built", "hello-bundle": "built" });
     const greeting = report?.steps.find((s) => s.name === "hello-greeting")?.result;
+    assert.ok(greeting);
     assert.ok(
-      greeting?.location.startsWith(path.join(fs.realpathSync(root), ".store", "artifacts")),
-      greeting?.location,
+      greeting.location.startsWith(path.join(fs.realpathSync(root), ".store", "artifacts")),
+      greeting.location,
     );
     assert.strictEqual(
       fs.readFileSync(greeting.primary, "utf8"),
@@ -111,6 +112,24 @@ describe("antidote-images up and plan (the local runner)", () => {
     );
     assert.match(stderr, /--- last lines of .*\.store\/logs\/[0-9a-f]{64}\.log ---/);
     assert.match(stderr, /hello-bundle\s+skipped: its input 'greeting' did not build/);
+  });
+
+  it("gc removes the artifacts the current steps no longer need, and keeps theirs", () => {
+    const greeting = path.join(root, "images", "hello", "greeting.txt");
+    fs.copyFileSync(path.join(PROJECT_ROOT, "images", "hello", "greeting.txt"), greeting);
+    fs.appendFileSync(greeting, "Rebuilt.\n");
+    assert.strictEqual(cli(root, "up").status, 0);
+    const artifacts = path.join(root, ".store", "artifacts");
+    assert.strictEqual(fs.readdirSync(artifacts).length, 4, "two builds of two steps");
+    const dry = cli(root, "gc", "--dry-run");
+    assert.strictEqual(dry.status, 0, dry.stderr);
+    assert.match(dry.stderr, /kept 2, would remove 2/);
+    assert.strictEqual(fs.readdirSync(artifacts).length, 4, "a dry run removes nothing");
+    assert.match(cli(root, "gc").stderr, /kept 2, removed 2/);
+    assert.deepStrictEqual(statuses(cli(root, "plan", "--json").report), {
+      "hello-greeting": "cached",
+      "hello-bundle": "cached",
+    });
   });
 
   it("names an unknown image or stack in one line, without a stack trace", () => {

@@ -1,0 +1,35 @@
+import * as path from "path";
+import { CONFIG_NAMESPACE } from "../config";
+import { runProgram } from "../runner/local-runner";
+import { findProjectRoot, loadStack } from "../runner/stack";
+import { defaultStoreDir, LocalStore } from "../store/local";
+import { parseArgs } from "./args";
+
+export const gcHelp = `usage: antidote-images gc [--stack S] [--dry-run]
+
+Removes from the stack's artifact store every artifact that the stack's current steps do not need: the keys of
+every step of every image (as 'plan' computes them), and everything those build on, are kept.
+
+options:
+  --stack S    stack whose program and store to use   default: local
+  --dry-run    only list what would be removed`;
+
+export async function gcCommand(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, ["stack"], ["dry-run"]);
+  if (flags.help) {
+    console.log(gcHelp);
+    return 0;
+  }
+  const root = findProjectRoot();
+  const stack = typeof flags.stack === "string" ? flags.stack : "local";
+  const configured = loadStack(root, stack).config[`${CONFIG_NAMESPACE}:store`];
+  const store = new LocalStore(configured ? path.resolve(root, configured) : defaultStoreDir());
+  const report = await runProgram({ root, stack, mode: "plan" });
+  const keep = report.steps.map((s) => s.key);
+  const { removed, kept } = await store.gc(keep, { dryRun: flags["dry-run"] === true });
+  for (const key of removed) console.log(`${flags["dry-run"] ? "would remove" : "removed"} ${key}`);
+  console.error(
+    `gc: ${store.location}: kept ${kept.length}, ${flags["dry-run"] ? "would remove" : "removed"} ${removed.length}`,
+  );
+  return 0;
+}
