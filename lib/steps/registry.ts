@@ -1,8 +1,9 @@
 import { archiveStep } from "./archive";
+import { kernelStep } from "./kernel";
 import { StepDefinition } from "./step";
 import { templateStep } from "./template";
 
 /** Every step kind the `step` command can build, by kind. */
 export const stepDefinitions: Record<string, StepDefinition<unknown>> = Object.fromEntries(
-  [archiveStep, templateStep].map((step) => [step.kind, step as StepDefinition<unknown>]),
+  [archiveStep, kernelStep, templateStep].map((step) => [step.kind, step as StepDefinition<unknown>]),
 );
