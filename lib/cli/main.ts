@@ -15,6 +15,10 @@ const commands: Record<string, Command> = {
     load: async () => (await import("./run")).planCommand,
     summary: "show every step's key and what would build, and why, without building",
   },
+  catalog: {
+    load: async () => (await import("./catalog")).catalogCommand,
+    summary: "list the images of a curriculum repository (json, markdown or an html page)",
+  },
   gc: {
     load: async () => (await import("./gc")).gcCommand,
     summary: "remove the artifacts the stack's current steps no longer need",

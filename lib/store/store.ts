@@ -86,6 +86,8 @@ export interface ArtifactStore {
   /** Directory for caches shared between builds (package downloads, ccache), by name. */
   cacheDir(name: string): string;
   readRef(name: string): Promise<StepRef | undefined>;
+  /** Every step's latest recorded build. */
+  listRefs(): Promise<StepRef[]>;
   /** Content of an input file recorded by an earlier build, by its sha256. */
   readBlob(sha256: string): Promise<Buffer | undefined>;
   /** Removes every artifact not reachable (through parent keys) from `keep`; `dryRun` only lists them. */

@@ -1,0 +1,103 @@
+/** An image's description: what it is, what it offers and how to reach it (`images/<name>/metadata.yaml`). */
+export interface ImageMetadata {
+  /** The image's name; equals its folder's name. */
+  name: string;
+  /** One or two sentences: what the image is for. */
+  description: string;
+  /** Who looks after the image. @default none */
+  maintainer?: string;
+  /** The image this one builds on. @default none (a base image) */
+  base?: string;
+  /** What a lesson can do with it, e.g. `ssh`, `netconf`, `rest`, `vtysh`. @default ["ssh"] */
+  capabilities: string[];
+  /** The login a learner uses. @default antidote / antidotepassword */
+  credentials: { username: string; password: string };
+  /** Ports the container forwards to the VM. @default [{ port: 22, name: "ssh" }] */
+  ports: { port: number; protocol: "tcp" | "udp"; name: string; description?: string }[];
+  /** The VM's NICs in order; the first is the management NIC (DHCP, forwarded ports). @default [eth0 management] */
+  interfaces: { name: string; purpose: "management" | "data"; description?: string }[];
+  /** What the VM needs. @default { memoryMiB: 512, cpus: 1 } */
+  resources: { memoryMiB: number; cpus: number };
+  /** systemd units that must be active once the VM is up (checked by the boot test). @default [] */
+  services: string[];
+}
+
+const name = { type: "string", pattern: "^[a-z0-9][a-z0-9-]{0,62}$" };
+
+/** JSON Schema (draft-07) of `metadata.yaml`; defaults are filled in by the validator. */
+export const imageMetadataSchema = {
+  $schema: "http://json-schema.org/draft-07/schema#",
+  $id: "https://antidote.dev/schemas/image-metadata.json",
+  title: "antidote image metadata",
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "description"],
+  properties: {
+    name,
+    description: { type: "string", minLength: 1 },
+    maintainer: { type: "string", minLength: 1 },
+    base: name,
+    capabilities: {
+      type: "array",
+      items: { type: "string", pattern: "^[a-z0-9][a-z0-9-]*$" },
+      uniqueItems: true,
+      default: ["ssh"],
+    },
+    credentials: {
+      type: "object",
+      additionalProperties: false,
+      required: ["username", "password"],
+      properties: {
+        username: { type: "string", pattern: "^[a-z_][a-z0-9_-]{0,31}$" },
+        password: { type: "string", minLength: 1 },
+      },
+      default: { username: "antidote", password: "antidotepassword" },
+    },
+    ports: {
+      type: "array",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["port", "name"],
+        properties: {
+          port: { type: "integer", minimum: 1, maximum: 65535 },
+          protocol: { enum: ["tcp", "udp"], default: "tcp" },
+          name: { type: "string", pattern: "^[a-z0-9][a-z0-9-]*$" },
+          description: { type: "string" },
+        },
+      },
+      default: [{ port: 22, protocol: "tcp", name: "ssh" }],
+    },
+    interfaces: {
+      type: "array",
+      minItems: 1,
+      maxItems: 16,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "purpose"],
+        properties: {
+          name: { type: "string", pattern: "^[a-z][a-z0-9]{0,14}$" },
+          purpose: { enum: ["management", "data"] },
+          description: { type: "string" },
+        },
+      },
+      default: [{ name: "eth0", purpose: "management" }],
+    },
+    resources: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        memoryMiB: { type: "integer", minimum: 128, maximum: 65536, default: 512 },
+        cpus: { type: "integer", minimum: 1, maximum: 32, default: 1 },
+      },
+      default: { memoryMiB: 512, cpus: 1 },
+    },
+    services: {
+      type: "array",
+      items: { type: "string", pattern: "^[A-Za-z0-9@._-]+$" },
+      uniqueItems: true,
+      default: [],
+    },
+  },
+} as const;
