@@ -17,6 +17,8 @@ packages=(
   qemu-utils e2fsprogs fdisk grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools ovmf
   # BootTest
   qemu-system-x86 openssh-client sshpass
+  # catalog page test
+  chromium fonts-dejavu-core
   # ContainerImage and the local registry
   docker.io docker-registry iproute2 iptables
 )

@@ -167,7 +167,7 @@ section h2 { margin: 0 0 10px; font-size: 18px; }
 .card p { margin: 0 0 8px; }
 .badge { display: inline-block; background: #ddf4ff; color: #0a3069; border-radius: 999px; padding: 1px 10px; margin: 0 6px 4px 0; font-size: 12px; }
 dl { display: grid; grid-template-columns: 96px 1fr; gap: 4px 10px; margin: 8px 0; }
-dt { color: var(--muted); } dd { margin: 0; } dd ol, dd ul { margin: 0; padding-left: 18px; }
+dt { color: var(--muted); } dd { margin: 0; min-width: 0; overflow-wrap: anywhere; } dd ol, dd ul { margin: 0; padding-left: 18px; }
 small { color: var(--muted); } code { font-size: 13px; }
 .folder { color: var(--muted); font-size: 12px; }
 .problems { border-color: #cf222e; } .problems li { color: #82071e; }
