@@ -1,9 +1,15 @@
 import { archiveStep } from "./archive";
+import { bootTestStep } from "./boot-test";
+import { diskStep } from "./disk";
+import { diskImportStep } from "./disk-import";
 import { kernelStep } from "./kernel";
 import { StepDefinition } from "./step";
 import { templateStep } from "./template";
 
 /** Every step kind the `step` command can build, by kind. */
 export const stepDefinitions: Record<string, StepDefinition<unknown>> = Object.fromEntries(
-  [archiveStep, kernelStep, templateStep].map((step) => [step.kind, step as StepDefinition<unknown>]),
+  [archiveStep, bootTestStep, diskStep, diskImportStep, kernelStep, templateStep].map((step) => [
+    step.kind,
+    step as StepDefinition<unknown>,
+  ]),
 );
