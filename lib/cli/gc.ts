@@ -1,8 +1,5 @@
-import * as path from "path";
-import { CONFIG_NAMESPACE } from "../config";
 import { runProgram } from "../runner/local-runner";
-import { findProjectRoot, loadStack } from "../runner/stack";
-import { defaultStoreDir, LocalStore } from "../store/local";
+import { findProjectRoot, stackStore } from "../runner/stack";
 import { parseArgs } from "./args";
 
 export const gcHelp = `usage: antidote-images gc [--stack S] [--dry-run]
@@ -22,8 +19,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
   }
   const root = findProjectRoot();
   const stack = typeof flags.stack === "string" ? flags.stack : "local";
-  const configured = loadStack(root, stack).config[`${CONFIG_NAMESPACE}:store`];
-  const store = new LocalStore(configured ? path.resolve(root, configured) : defaultStoreDir());
+  const store = stackStore(root, stack);
   const report = await runProgram({ root, stack, mode: "plan" });
   const keep = report.steps.map((s) => s.key);
   const { removed, kept } = await store.gc(keep, { dryRun: flags["dry-run"] === true });

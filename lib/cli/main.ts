@@ -15,6 +15,11 @@ const commands: Record<string, Command> = {
     load: async () => (await import("./run")).planCommand,
     summary: "show every step's key and what would build, and why, without building",
   },
+  diff: {
+    load: async () => (await import("./diff")).diffCommand,
+    summary:
+      "show what changed (unified diffs of input files, old → new arguments) for every step that would rebuild",
+  },
   catalog: {
     load: async () => (await import("./catalog")).catalogCommand,
     summary: "list the images of a curriculum repository (json, markdown or an html page)",

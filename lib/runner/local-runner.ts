@@ -29,6 +29,8 @@ export interface StepRecord {
   reason?: string;
   /** `plan`: the inputs that moved since the step's last recorded build. */
   changes?: InputChange[];
+  /** `plan`: role → path (relative to the project) of the files the step reads, for showing how they changed. */
+  files?: Record<string, string>;
 }
 
 export type RunEvent =
@@ -170,7 +172,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       changes = diffSummaries(ref.inputs, now);
       reason = changes.map(describeChange).join(", ") || "inputs changed";
     }
-    update(record, { status: "would-build", reason, changes });
+    update(record, { status: "would-build", reason, changes, files: spec.files });
     return UNKNOWN;
   };
 

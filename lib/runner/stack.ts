@@ -1,6 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
+import { CONFIG_NAMESPACE } from "../config";
+import { defaultStoreDir, LocalStore } from "../store/local";
 
 /** The Pulumi project a runner works on: its directory, name, and the stack's configuration. */
 export interface StackContext {
@@ -54,4 +56,10 @@ export function loadStack(root: string, stack: string): StackContext {
     config[key] = typeof value === "string" ? value : JSON.stringify(value);
   }
   return { root, project: project.name, stack, config, secureKeys };
+}
+
+/** The artifact store a stack's steps use: its `antidote-images:store` config, else the default. */
+export function stackStore(root: string, stack: string): LocalStore {
+  const configured = loadStack(root, stack).config[`${CONFIG_NAMESPACE}:store`];
+  return new LocalStore(configured ? path.resolve(root, configured) : defaultStoreDir());
 }

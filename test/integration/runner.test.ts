@@ -97,6 +97,18 @@ describe("antidote-images up and plan (the local runner)", () => {
       ["parent:greeting"],
     );
     assert.match(stderr, /hello-greeting\s+would build: file template changed/);
+    const diff = spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), "diff"], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, ANTIDOTE_STORE: "" },
+    });
+    assert.strictEqual(diff.status, 0, diff.stderr);
+    assert.match(diff.stdout, /=== hello: hello-greeting \(template\) would rebuild: file template changed/);
+    assert.match(
+      diff.stdout,
+      /\+\+\+ images\/hello\/greeting.txt \(now\)\n@@ -1 \+1,2 @@\n Hello from \{\{image\}\}.*\n\+A second line\./,
+    );
+    assert.match(diff.stdout, /input step 'greeting': [0-9a-f]{12} → [0-9a-f]{12}/);
     const again = cli(root, "plan", "--json");
     assert.deepStrictEqual(statuses(again.report), statuses(report), "plan built nothing");
   });
