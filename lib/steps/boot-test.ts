@@ -248,6 +248,7 @@ async function bootUntilSsh(
     const port = await freePort();
     fs.writeFileSync(qemuLog, "");
     const started = Date.now();
+    let loginPromptAt: number | undefined;
     const vm = startVm({ ...config, sshPort: port }, qemuLog);
     onStart(vm);
     const check = (pass: boolean, message: string): { check: CheckResult; port: number } => ({
@@ -269,6 +270,14 @@ async function bootUntilSsh(
       }
       const panic = kernelPanic(config.console);
       if (panic) return check(false, `the kernel panicked: ${panic}`);
+      loginPromptAt ??= hasLoginPrompt(config.console) ? Date.now() : undefined;
+      if (loginPromptAt !== undefined && Date.now() - loginPromptAt > LOGIN_PROMPT_GRACE_MS) {
+        return check(
+          false,
+          `the VM reached a login prompt on the console but SSH did not answer on 127.0.0.1:${port} ` +
+            `(guest port 22) within ${LOGIN_PROMPT_GRACE_MS / 1000} s after it: sshd is not running or not listening`,
+        );
+      }
       if (Date.now() - started > deadlineMs) {
         return check(
           false,
@@ -283,6 +292,16 @@ async function bootUntilSsh(
     ctx.signal.throwIfAborted();
     await vm.stop();
   }
+}
+
+/**
+ * The getty's prompt on the serial console comes when systemd has started the system: from then on SSH should answer
+ * within seconds, so waiting for the full deadline would only delay the diagnosis.
+ */
+const LOGIN_PROMPT_GRACE_MS = 30_000;
+
+function hasLoginPrompt(consoleLog: string): boolean {
+  return / login: *$/m.test(readableConsole(tailOfFile(consoleLog, 20)));
 }
 
 /** The panic line of the console, if the kernel panicked (a VM with panic=0 would otherwise sit until the deadline). */
