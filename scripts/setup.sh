@@ -15,8 +15,8 @@ packages=(
   debhelper-compat fakeroot dpkg-dev busybox-static
   # Qcow2Disk
   qemu-utils e2fsprogs fdisk grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools ovmf
-  # BootTest
-  qemu-system-x86 openssh-client sshpass
+  # BootTest (procps: pgrep, with which the tests check that no QEMU is left)
+  qemu-system-x86 openssh-client sshpass procps
   # catalog page test
   chromium fonts-dejavu-core
   # ContainerImage and the local registry
