@@ -3,12 +3,13 @@ import { bootTestStep } from "./boot-test";
 import { diskStep } from "./disk";
 import { diskImportStep } from "./disk-import";
 import { kernelStep } from "./kernel";
+import { rootfsStep } from "./rootfs";
 import { StepDefinition } from "./step";
 import { templateStep } from "./template";
 
 /** Every step kind the `step` command can build, by kind. */
 export const stepDefinitions: Record<string, StepDefinition<unknown>> = Object.fromEntries(
-  [archiveStep, bootTestStep, diskStep, diskImportStep, kernelStep, templateStep].map((step) => [
+  [archiveStep, bootTestStep, diskStep, diskImportStep, kernelStep, rootfsStep, templateStep].map((step) => [
     step.kind,
     step as StepDefinition<unknown>,
   ]),

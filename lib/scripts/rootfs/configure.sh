@@ -1,0 +1,73 @@
+#!/bin/sh
+# The base configuration of a lab VM. Runs inside the image tree first thing on every build, also of images
+# derived from another one, so every step is idempotent.
+#
+# environment: ANTIDOTE_HOSTNAME, ANTIDOTE_ROOT_LABEL
+set -eu
+
+hostname=$ANTIDOTE_HOSTNAME
+label=$ANTIDOTE_ROOT_LABEL
+
+echo "$hostname" >/etc/hostname
+cat >/etc/hosts <<HOSTS
+127.0.0.1	localhost
+127.0.1.1	$hostname
+::1	localhost ip6-localhost ip6-loopback
+ff02::1	ip6-allnodes
+ff02::2	ip6-allrouters
+HOSTS
+
+# The disk step makes the ext4 root with this label.
+cat >/etc/fstab <<FSTAB
+# <file system>	<mount point>	<type>	<options>	<dump>	<pass>
+LABEL=$label	/	ext4	defaults,errors=remount-ro	0	1
+FSTAB
+
+ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime
+echo Etc/UTC >/etc/timezone
+
+# Network: the kernel's names (eth0, eth1, ... in PCI slot order, which is the order of QEMU's -device options)
+# instead of udev's predictable names, whose spelling depends on the machine type (ens3 on pc, enp0s3 on q35).
+# eth0 is the management NIC and gets DHCP; the others stay unconfigured for the lesson to set up.
+mkdir -p /etc/systemd/network
+ln -sf /dev/null /etc/systemd/network/99-default.link
+cat >/etc/systemd/network/10-eth0.network <<NETWORK
+[Match]
+Name=eth0
+
+[Network]
+DHCP=ipv4
+NETWORK
+systemctl enable systemd-networkd.service
+
+# A login on the serial console, whatever the kernel command line says.
+systemctl enable serial-getty@ttyS0.service
+
+# Nothing reaches out at runtime: lab VMs have no route to the internet.
+for unit in apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd.service; do
+  ln -sf /dev/null "/etc/systemd/system/$unit"
+done
+
+# SSH: passwords accepted; host keys made on first boot, so no two VMs of an image share them.
+mkdir -p /etc/ssh/sshd_config.d
+cat >/etc/ssh/sshd_config.d/10-antidote.conf <<SSHD
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+UseDNS no
+SSHD
+cat >/etc/systemd/system/ssh-hostkeys.service <<UNIT
+[Unit]
+Description=Generate SSH host keys on first boot
+Before=ssh.service
+ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+RemainAfterExit=yes
+
+[Install]
+RequiredBy=ssh.service
+UNIT
+systemctl enable ssh-hostkeys.service
