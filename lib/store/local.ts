@@ -177,8 +177,12 @@ export class LocalStore implements ArtifactStore {
   }
 
   async listRefs(): Promise<StepRef[]> {
-    const names = (await fs.promises.readdir(path.join(this.location, "refs"))).filter((f) => f.endsWith(".json"));
-    const refs = await Promise.all(names.map((f) => this.readRef(decodeURIComponent(f.slice(0, -".json".length)))));
+    const names = (await fs.promises.readdir(path.join(this.location, "refs"))).filter((f) =>
+      f.endsWith(".json"),
+    );
+    const refs = await Promise.all(
+      names.map((f) => this.readRef(decodeURIComponent(f.slice(0, -".json".length)))),
+    );
     return refs.filter((r): r is StepRef => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
   }
 
