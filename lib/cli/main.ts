@@ -15,6 +15,10 @@ const commands: Record<string, Command> = {
     load: async () => (await import("./run")).planCommand,
     summary: "show every step's key and what would build, and why, without building",
   },
+  vm: {
+    load: async () => (await import("./vm")).vmCommand,
+    summary: "build an image, boot it and log in over SSH (or run one command in it)",
+  },
   diff: {
     load: async () => (await import("./diff")).diffCommand,
     summary:
