@@ -81,9 +81,10 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
 
   if (typeof args.docs !== "boolean") throw new StepArgsError("docs", "true or false", args.docs);
   const packages = strList(args, "packages");
-  packages.forEach((name, i) => {
-    if (!distro.isPackageSpec(name)) throw new StepArgsError(`packages[${i}]`, "a package name", name);
-  });
+  // Named by value, not index: the component sorts the list.
+  for (const name of packages) {
+    if (!distro.isPackageSpec(name)) throw new StepArgsError("packages", "package names", name);
+  }
 
   const hostname = str(args, "hostname");
   if (!HOSTNAME.test(hostname)) {
@@ -103,10 +104,9 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
     throw new StepArgsError("user.passwordHash", "a sha512-crypt or yescrypt hash", "(not shown)");
   }
   const groups = strList(user, "groups", "user.groups");
-  groups.forEach((group, i) => {
-    if (!USER_NAME.test(group))
-      throw new StepArgsError(`user.groups[${i}]`, "a group name like 'netshow'", group);
-  });
+  for (const group of groups) {
+    if (!USER_NAME.test(group)) throw new StepArgsError("user.groups", "group names like 'netshow'", group);
+  }
 
   const hooks = argsObject(args.hooks ?? null, "hooks");
   const pre = strList(hooks, "pre", "hooks.pre");

@@ -1,0 +1,186 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { Rootfs, rootfsInputs } from "../../lib/components/rootfs";
+import { parseRootfsArgs } from "../../lib/steps/rootfs";
+import { imagePasswordHash, isCryptHash, sha512Crypt } from "../../lib/steps/rootfs/password";
+import { shareFiles } from "../../lib/steps/rootfs/tree";
+import { StepSpec } from "../../lib/steps/step";
+import { tempDir } from "../helpers";
+import { useMocks, valueOf } from "../mocks";
+
+describe("sha512-crypt", () => {
+  it("matches the reference implementation's vectors", () => {
+    // From Ulrich Drepper's specification of SHA-crypt.
+    assert.strictEqual(
+      sha512Crypt("Hello world!", "saltstring"),
+      "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
+    );
+    assert.strictEqual(
+      sha512Crypt("Hello world!", "saltstringsaltst", 10000),
+      "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v.",
+    );
+    // `openssl passwd -6 -salt abcdefghijklmnop antidotepassword`
+    assert.strictEqual(
+      sha512Crypt("antidotepassword", "abcdefghijklmnop"),
+      "$6$abcdefghijklmnop$UH2lfTaehOUEqaYa9n/mkngpREG7KAr.HZ0Y5mPq7e4sesQYBWNbyX8OsqU/ZVP6qB4yqsiUgX/xcmcbKRQ/x1",
+    );
+  });
+
+  it("derives a stable salt per image and user, so keys are stable and images differ", () => {
+    const a = imagePasswordHash("antidotepassword", "frr", "antidote");
+    assert.strictEqual(a, imagePasswordHash("antidotepassword", "frr", "antidote"));
+    assert.notStrictEqual(a, imagePasswordHash("antidotepassword", "utility", "antidote"));
+    assert.ok(isCryptHash(a));
+    assert.ok(!isCryptHash("antidotepassword"));
+  });
+});
+
+describe("Rootfs arguments", () => {
+  let dir: string;
+  let install: string;
+  beforeEach(async () => {
+    await useMocks();
+    dir = tempDir("rootfs-unit");
+    install = path.join(dir, "install.sh");
+    fs.writeFileSync(install, "#!/bin/sh\necho hi\n");
+  });
+
+  it("normalizes to the documented defaults", () => {
+    const { image, args, files } = rootfsInputs("debian-base");
+    assert.strictEqual(image, "debian-base");
+    assert.deepStrictEqual(parseRootfsArgs(args as never), args);
+    assert.strictEqual(args.suite, "bookworm");
+    assert.strictEqual(args.mirror, "http://deb.debian.org/debian");
+    assert.strictEqual(args.hostname, "debian-base");
+    assert.strictEqual(args.user.name, "antidote");
+    assert.strictEqual(
+      args.user.passwordHash,
+      imagePasswordHash("antidotepassword", "debian-base", "antidote"),
+    );
+    assert.deepStrictEqual(Object.keys(files).sort(), [
+      "rootfs/chroot.sh",
+      "rootfs/configure.sh",
+      "rootfs/finalize.sh",
+      "rootfs/user.sh",
+    ]);
+  });
+
+  const cases: [string, () => unknown, RegExp][] = [
+    [
+      "an unknown suite",
+      () => new Rootfs("lab-rootfs", { image: "lab", suite: "buster" }),
+      /^Error: lab: lab-rootfs: bad argument suite: expected a debian release this step knows \(bookworm, trixie\), got "buster"$/,
+    ],
+    [
+      "a missing install.sh",
+      () => new Rootfs("lab-rootfs", { image: "lab", install: "/nonexistent/install.sh" }),
+      /^Error: lab: lab-rootfs: bad argument install: expected an existing file, got "\/nonexistent\/install.sh"$/,
+    ],
+    [
+      "a bad file mode",
+      () =>
+        new Rootfs("lab-rootfs", {
+          image: "lab",
+          files: [{ source: install, path: "/etc/x", mode: "0999" }],
+        }),
+      /^Error: lab: lab-rootfs: bad argument files\[0\]\.mode: expected an octal mode like "0644", got "0999"$/,
+    ],
+    [
+      "a symbolic file mode",
+      () =>
+        new Rootfs("lab-rootfs", {
+          image: "lab",
+          files: [{ source: install, path: "/etc/x", mode: "rw-r--r--" }],
+        }),
+      /bad argument files\[0\]\.mode: /,
+    ],
+    [
+      "a relative file path",
+      () => new Rootfs("lab-rootfs", { image: "lab", files: [{ source: install, path: "etc/x" }] }),
+      /^Error: lab: lab-rootfs: bad argument files\[0\]\.path: expected an absolute file path/,
+    ],
+    [
+      "a bad package name",
+      () => new Rootfs("lab-rootfs", { image: "lab", packages: ["jq", "Not A Package"] }),
+      /^Error: lab: lab-rootfs: bad argument packages: expected package names, got "Not A Package"$/,
+    ],
+    [
+      "a bad group name",
+      () => new Rootfs("lab-rootfs", { image: "lab", groups: ["netshow", "Net Edit"] }),
+      /^Error: lab: lab-rootfs: bad argument user\.groups: expected group names like 'netshow', got "Net Edit"$/,
+    ],
+    [
+      "a bad user name",
+      () => new Rootfs("lab-rootfs", { image: "lab", user: "root:0" }),
+      /^Error: lab: lab-rootfs: bad argument user\.name: /,
+    ],
+    [
+      "an image name that is no host name",
+      () => new Rootfs("lab-rootfs", { image: "My_Lab" }),
+      /^Error: My_Lab: lab-rootfs: bad argument hostname: expected a host name/,
+    ],
+    [
+      "a missing pre script",
+      () => new Rootfs("lab-rootfs", { image: "lab", pre: [install, path.join(dir, "nope.sh")] }),
+      /^Error: lab: lab-rootfs: bad argument pre\[1\]: expected an existing file/,
+    ],
+  ];
+  for (const [what, build, message] of cases) {
+    it(`rejects ${what} while the program runs, naming the image and the field`, () => {
+      assert.throws(build, message);
+    });
+  }
+
+  it("rejects a derived image on another suite than its base", () => {
+    const base = new Rootfs("base-rootfs", { image: "base" });
+    assert.throws(
+      () => new Rootfs("frr-rootfs", { image: "frr", base, suite: "trixie" }),
+      /^Error: frr: frr-rootfs: bad argument suite: expected the base's suite "bookworm" \(or nothing\), got "trixie"$/,
+    );
+  });
+
+  it("keys every input: install.sh's contents, the password, the base; and nothing else", () => {
+    const key = (args: Parameters<typeof rootfsInputs>[1] = {}) =>
+      new Rootfs(`r${Math.random()}`, { image: "lab", install, ...args }).key;
+    const before = key();
+    assert.strictEqual(key(), before, "same inputs, same key");
+    assert.notStrictEqual(key({ password: "other" }), before);
+    assert.notStrictEqual(key({ packages: ["jq"] }), before);
+    assert.strictEqual(key({ packages: [] }), before, "defaults are normalized");
+    fs.appendFileSync(install, "echo more\n");
+    assert.notStrictEqual(key(), before, "install.sh changed");
+  });
+
+  it("gives the step the hash, never the plaintext, and a derived image its base as parent", async () => {
+    const base = new Rootfs("base-rootfs", { image: "base", password: "s3cret-Pa55", groups: ["netshow"] });
+    const frr = new Rootfs("frr-rootfs", { image: "frr", base, groups: ["frrvty"], install });
+    const spec = JSON.parse((await valueOf(base.command.stdin)) as string) as StepSpec;
+    assert.ok(!JSON.stringify(spec).includes("s3cret-Pa55"));
+    assert.ok(isCryptHash((spec.args as { user: { passwordHash: string } }).user.passwordHash));
+
+    const derived = JSON.parse((await valueOf(frr.command.stdin)) as string) as StepSpec;
+    assert.deepStrictEqual(derived.parents, { base: base.key });
+    assert.deepStrictEqual(frr.stepArgs.user.groups, ["frrvty", "netshow"], "the base user's groups stay");
+    assert.strictEqual(frr.stepArgs.suite, "bookworm");
+  });
+});
+
+describe("package cache sharing", () => {
+  it("hard-links what the target lacks and leaves what it has", () => {
+    const dir = tempDir("rootfs-share");
+    const [from, to] = [path.join(dir, "from"), path.join(dir, "to")];
+    fs.mkdirSync(from);
+    fs.mkdirSync(to);
+    fs.writeFileSync(path.join(from, "a_1_amd64.deb"), "a");
+    fs.writeFileSync(path.join(from, "b_1_amd64.deb"), "b");
+    fs.writeFileSync(path.join(from, "lock"), "");
+    fs.writeFileSync(path.join(to, "b_1_amd64.deb"), "b");
+    assert.strictEqual(shareFiles(from, to, ".deb"), 1);
+    assert.deepStrictEqual(fs.readdirSync(to).sort(), ["a_1_amd64.deb", "b_1_amd64.deb"]);
+    assert.strictEqual(
+      fs.statSync(path.join(to, "a_1_amd64.deb")).ino,
+      fs.statSync(path.join(from, "a_1_amd64.deb")).ino,
+    );
+  });
+});
