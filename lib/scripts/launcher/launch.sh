@@ -1,0 +1,211 @@
+#!/bin/bash
+# The entrypoint of every lab image: boots the image's disk in QEMU inside the container (tini is PID 1, this is
+# its child). NIC 0 is QEMU user-mode networking with the declared ports forwarded from the container's addresses;
+# NIC i (i >= 1) is stitched to the container's eth<i> with tc mirred; the lesson directory is exported over
+# virtio-9p; the VM boots on a fresh overlay at every start; SIGTERM powers the VM down. See docs/container.md.
+#
+# Environment (the lab image bakes defaults from its metadata; `docker run -e` overrides them):
+#   ANTIDOTE_DISK               the image's disk, never written to          /disk/disk.qcow2
+#   ANTIDOTE_NICS               VM NICs; NIC i >= 1 is stitched to eth<i>   1
+#   ANTIDOTE_PORTS              forwarded ports, "tcp:22 tcp:830 udp:161"   tcp:22
+#   ANTIDOTE_MEMORY_MIB         VM memory                                   512
+#   ANTIDOTE_CPUS               VM CPUs                                     1
+#   ANTIDOTE_ACCEL              auto (KVM if a probe passes), kvm or tcg    auto
+#   ANTIDOTE_INTERFACE_TIMEOUT  seconds to wait for eth1..ethN at start     60
+#   ANTIDOTE_SHUTDOWN_TIMEOUT   seconds the guest gets to power down        8
+#   ANTIDOTE_LESSON_DIR         directory exported to the VM (tag antidote) /antidote
+#   ANTIDOTE_QMP_PORT           QEMU's control port, on 127.0.0.1 only      4444
+#   ANTIDOTE_QEMU_UID           user QEMU runs as                           65534 (nobody)
+set -euo pipefail
+
+log() { echo "antidote-launch: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+disk=${ANTIDOTE_DISK:-/disk/disk.qcow2}
+nics=${ANTIDOTE_NICS:-1}
+ports=${ANTIDOTE_PORTS:-tcp:22}
+memory=${ANTIDOTE_MEMORY_MIB:-512}
+cpus=${ANTIDOTE_CPUS:-1}
+accel=${ANTIDOTE_ACCEL:-auto}
+interface_timeout=${ANTIDOTE_INTERFACE_TIMEOUT:-60}
+shutdown_timeout=${ANTIDOTE_SHUTDOWN_TIMEOUT:-8}
+lesson_dir=${ANTIDOTE_LESSON_DIR:-/antidote}
+qmp_port=${ANTIDOTE_QMP_PORT:-4444}
+qemu_uid=${ANTIDOTE_QEMU_UID:-65534}
+run=/run/antidote
+
+for var in nics memory cpus interface_timeout shutdown_timeout qmp_port qemu_uid; do
+  [[ ${!var} =~ ^[0-9]+$ ]] || die "$var must be a whole number, got '${!var}'"
+done
+((nics >= 1 && nics <= 16)) || die "ANTIDOTE_NICS must be 1..16, got $nics"
+[[ $accel =~ ^(auto|kvm|tcg)$ ]] || die "ANTIDOTE_ACCEL must be auto, kvm or tcg, got '$accel'"
+[ -r "$disk" ] || die "no disk at $disk"
+
+# Everything of a previous start (overlay, health marker) goes: a restarted container boots a pristine VM.
+rm -rf "$run"
+mkdir -p "$run"
+
+# --- NIC 0: user-mode networking, declared ports forwarded from every container address ---------------------------
+forwards=""
+for spec in $ports; do
+  [[ $spec =~ ^(tcp|udp):([0-9]+)$ ]] || die "ANTIDOTE_PORTS: '$spec' is not proto:port"
+  [ "${BASH_REMATCH[2]}" != "$qmp_port" ] || die "port $qmp_port is forwarded; set ANTIDOTE_QMP_PORT to another"
+  forwards+=",hostfwd=${BASH_REMATCH[1]}::${BASH_REMATCH[2]}-:${BASH_REMATCH[2]}"
+done
+
+# MACs: 52:54:00 (QEMU's prefix), two bytes of this container's eth0 MAC so that VMs of one image wired to each other
+# differ, then the NIC index (the guest sees NICs in this order: PCI slots 0x10 + index, as in the boot test).
+mac_base=52:54:00:a1:00
+if [ -r /sys/class/net/eth0/address ]; then
+  mac_base=52:54:00:$(cut -d: -f5,6 /sys/class/net/eth0/address)
+fi
+nic_device() { printf 'virtio-net-pci,netdev=net%d,mac=%s:%02x,addr=0x%x,romfile=' "$1" "$mac_base" "$1" $((0x10 + $1)); }
+
+# restrict=on: the VM reaches nothing beyond the container (the lab rule); the forwards still work.
+qemu_args=(-netdev "user,id=net0,restrict=on${forwards}" -device "$(nic_device 0)")
+
+# --- NICs 1..N-1: a tap per container interface, joined with tc mirred ----------------------------------------------
+# A Linux bridge would swallow link-local frames (LLDP, LACP, STP use 01:80:c2:00:00:0x): tc's ingress redirect
+# passes every frame unchanged, in both directions. matchall is the plain way; u32 "match anything" where the host
+# kernel lacks cls_matchall.
+mirror() {
+  local from=$1 to=$2
+  tc qdisc add dev "$from" handle ffff: ingress
+  tc filter add dev "$from" parent ffff: protocol all matchall action mirred egress redirect dev "$to" 2>/dev/null ||
+    tc filter add dev "$from" parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev "$to"
+}
+
+stitch() {
+  local i=$1 mtu
+  mtu=$(cat "/sys/class/net/eth$i/mtu")
+  ip link set "eth$i" promisc on up
+  ip link set "tap$i" mtu "$mtu" up
+  mirror "eth$i" "tap$i"
+  mirror "tap$i" "eth$i"
+  log "eth$i (mtu $mtu) stitched to VM NIC $i"
+}
+
+if ((nics > 1)); then
+  # QEMU opens taps through /dev/net/tun, which Docker allows but does not create.
+  if [ ! -e /dev/net/tun ]; then
+    mkdir -p /dev/net
+    mknod -m 0666 /dev/net/tun c 10 200
+  fi
+  deadline=$((SECONDS + interface_timeout))
+  missing=()
+  for ((i = 1; i < nics; i++)); do
+    ip tuntap add dev "tap$i" mode tap user "$qemu_uid"
+    qemu_args+=(-netdev "tap,id=net$i,ifname=tap$i,script=no,downscript=no" -device "$(nic_device "$i")")
+    while [ ! -e "/sys/class/net/eth$i" ] && ((SECONDS < deadline)); do sleep 0.5; done
+    if [ -e "/sys/class/net/eth$i" ]; then stitch "$i"; else missing+=("$i"); fi
+  done
+  if ((${#missing[@]} > 0)); then
+    # The VM keeps its NICs (and their order); each is stitched as soon as its container interface appears.
+    log "no ${missing[*]/#/eth} after ${interface_timeout}s: those VM NICs start unplugged"
+    (
+      while ((${#missing[@]} > 0)); do
+        sleep 1
+        for j in "${!missing[@]}"; do
+          if [ -e "/sys/class/net/eth${missing[$j]}" ]; then
+            stitch "${missing[$j]}" || log "could not stitch eth${missing[$j]}"
+            unset "missing[$j]"
+          fi
+        done
+      done
+    ) &
+  fi
+fi
+
+# --- Lesson files: virtio-9p, read-only, mounted by the guest as tag "antidote" -----------------------------------
+mkdir -p "$lesson_dir"
+qemu_args+=(
+  -fsdev "local,id=lesson,path=$lesson_dir,security_model=none,readonly=on"
+  -device "virtio-9p-pci,fsdev=lesson,mount_tag=antidote"
+)
+
+# --- Accelerator: KVM only when it is there and a probe VM runs on it ------------------------------------------------
+# /dev/kvm can exist and still hang or crash guests (nested virtualization). The probe is SeaBIOS with a boot-menu
+# timer and no disk: it prints "No bootable device" on its debug port and exits (-no-reboot) in about a second.
+kvm_works() {
+  [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+  timeout 10 qemu-system-x86_64 -nodefaults -accel kvm -cpu host -m 32 -display none -monitor none -no-reboot \
+    -boot menu=on,splash-time=500,reboot-timeout=0 \
+    -chardev "file,id=probe,path=$run/kvm-probe.log" -device isa-debugcon,iobase=0x402,chardev=probe \
+    >/dev/null 2>&1 && grep -qa "No bootable device" "$run/kvm-probe.log"
+}
+case $accel in
+  kvm) accel_args=(-accel kvm -cpu host) ;;
+  tcg) accel_args=(-accel tcg,thread=multi -cpu max) ;;
+  auto)
+    if kvm_works; then
+      accel=kvm accel_args=(-accel kvm -cpu host)
+    else
+      accel=tcg accel_args=(-accel tcg,thread=multi -cpu max)
+    fi
+    ;;
+esac
+
+# --- Disk: a fresh overlay; the image's disk is its read-only backing file -------------------------------------------
+qemu-img create -q -f qcow2 -b "$disk" -F qcow2 "$run/overlay.qcow2"
+chown "$qemu_uid" "$run/overlay.qcow2"
+
+# --- QEMU, unprivileged ----------------------------------------------------------------------------------------------
+groups=()
+if [ "$accel" = kvm ]; then groups=(--groups "$(stat -c %g /dev/kvm)"); fi
+log "booting $disk: $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: $ports"
+# The serial console is QEMU's stdio: it is the container log. stdin is /dev/null so nothing reaches the console.
+setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --inh-caps=-all --no-new-privs -- \
+  qemu-system-x86_64 \
+  -name "${HOSTNAME:-antidote}" \
+  -nodefaults \
+  -machine pc \
+  "${accel_args[@]}" \
+  -m "$memory" \
+  -smp "$cpus" \
+  -display none \
+  -monitor none \
+  -chardev stdio,id=console,signal=off \
+  -serial chardev:console \
+  -qmp "tcp:127.0.0.1:$qmp_port,server=on,wait=off" \
+  -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
+  -drive "file=$run/overlay.qcow2,format=qcow2,if=virtio,cache=unsafe,discard=unmap" \
+  -device virtio-rng-pci \
+  "${qemu_args[@]}" \
+  </dev/null &
+qemu_pid=$!
+
+# One QMP command: greeting, capabilities negotiation, the command. bash's /dev/tcp is enough for that.
+qmp() {
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$qmp_port" || return 1
+  read -r -t 2 line <&3 || true
+  printf '{"execute":"qmp_capabilities"}\n{"execute":"%s"}\n' "$1" >&3
+  read -r -t 2 line <&3 || true
+  exec 3<&-
+}
+
+stop_vm() {
+  trap - TERM INT
+  log "stopping: asking the guest to power down (${shutdown_timeout}s)"
+  qmp system_powerdown || log "QMP did not answer"
+  local deadline=$((SECONDS + shutdown_timeout))
+  while kill -0 "$qemu_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+  if kill -0 "$qemu_pid" 2>/dev/null; then
+    log "the guest did not power down in time: quitting QEMU"
+    qmp quit || kill -TERM "$qemu_pid" 2>/dev/null || true
+    sleep 2
+    kill -KILL "$qemu_pid" 2>/dev/null || true
+  fi
+  wait "$qemu_pid" 2>/dev/null || true
+  log "stopped"
+  exit 0
+}
+trap stop_vm TERM INT
+
+status=0
+wait "$qemu_pid" || status=$?
+log "QEMU exited with status $status"
+exit "$status"
