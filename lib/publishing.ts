@@ -1,0 +1,135 @@
+import * as docker from "@pulumi/docker";
+import * as gcp from "@pulumi/gcp";
+import * as pulumi from "@pulumi/pulumi";
+import { CONFIG_NAMESPACE } from "./config";
+
+/** Where a stack publishes, from its config (`antidote-images:<key>`); every key has an embedded default. */
+export interface PublishSettings {
+  /**
+   * Registry and namespace images are pushed to: `<registry>/<image>:<tag>`. `none` pushes nothing (the images stay
+   * in dockerd). @default "127.0.0.1:5000" (the project's local registry, `scripts/start-registry.sh`)
+   */
+  registry?: string;
+  /** Login for the registry, with `registryPassword`. @default none: push without logging in */
+  registryUsername?: string;
+  /** Secret (`pulumi config set --secret`); never in state, logs or images in plain. @default none */
+  registryPassword?: pulumi.Output<string>;
+  /** The tag that follows the newest build, besides the content key. @default "latest" */
+  movingTag: string;
+  /** GCS bucket for disks and kernel packages. @default none: disks stay in the artifact store */
+  bucket?: string;
+}
+
+export const DEFAULT_REGISTRY = "127.0.0.1:5000";
+
+export function publishSettings(): PublishSettings {
+  const config = new pulumi.Config(CONFIG_NAMESPACE);
+  const registry = config.get("registry") ?? DEFAULT_REGISTRY;
+  const username = config.get("registryUsername");
+  const password = config.getSecret("registryPassword");
+  if ((username === undefined) !== (password === undefined)) {
+    throw new Error(
+      `${CONFIG_NAMESPACE}:registryUsername and ${CONFIG_NAMESPACE}:registryPassword go together: set both or neither`,
+    );
+  }
+  return {
+    registry: registry === "none" ? undefined : registry.replace(/\/+$/, ""),
+    registryUsername: username,
+    registryPassword: password,
+    movingTag: config.get("movingTag") ?? "latest",
+    bucket: config.get("bucket"),
+  };
+}
+
+/** The registry host of `registry/namespace`: what `docker login` takes. */
+export function registryHost(registry: string): string {
+  return registry.split("/")[0];
+}
+
+export interface PushedImage {
+  /** `<registry>/<repository>@sha256:…`: the pushed image, by digest. */
+  reference: pulumi.Output<string>;
+  /** Both pushes (key tag, moving tag). */
+  pushes: docker.RegistryImage[];
+}
+
+/**
+ * Pushes a local image under two tags, its content key and the moving tag: a `docker.Tag` then a
+ * `docker.RegistryImage` for each (what `pulumi up` does with the docker provider, and what the local runner performs
+ * with the docker CLI). Pushing after the first tag uploads only the layers the registry does not have.
+ */
+export function pushImage(
+  parent: pulumi.Resource,
+  name: string,
+  args: {
+    /** The local image, e.g. `antidote-images/frr:<key>` (an Output, so nothing is pushed when it was not built). */
+    source: pulumi.Output<string>;
+    repository: string;
+    key: string;
+    settings: PublishSettings & { registry: string };
+    dependsOn: pulumi.Resource[];
+  },
+): PushedImage {
+  const { settings } = args;
+  const target = `${settings.registry}/${args.repository}`;
+  const authConfig =
+    settings.registryUsername && settings.registryPassword
+      ? {
+          address: registryHost(settings.registry),
+          username: settings.registryUsername,
+          password: settings.registryPassword,
+        }
+      : undefined;
+  const pushes = [
+    ["key", args.key],
+    ["moving", settings.movingTag],
+  ].map(([which, tag]) => {
+    const tagged = new docker.Tag(
+      `${name}-tag-${which}`,
+      { sourceImage: args.source, targetImage: `${target}:${tag}`, tagTriggers: [args.key] },
+      { parent, dependsOn: args.dependsOn },
+    );
+    return new docker.RegistryImage(
+      `${name}-push-${which}`,
+      { name: tagged.targetImage, keepRemotely: true, triggers: { key: args.key }, authConfig },
+      { parent, dependsOn: [tagged] },
+    );
+  });
+  const reference = pulumi.interpolate`${target}@${pushes[0].sha256Digest}`;
+  return { reference, pushes };
+}
+
+/** Upload time limits sized for multi-GiB disks on a slow uplink. */
+const UPLOAD_TIMEOUTS: pulumi.CustomTimeouts = { create: "90m", update: "90m", delete: "10m" };
+
+/**
+ * Uploads a file of a step's artifact to the stack's bucket under a content-addressed name. Objects are kept when
+ * the resource goes (`retainOnDelete`): a lab that pinned an old disk must still find it.
+ */
+export function uploadToBucket(
+  parent: pulumi.Resource,
+  name: string,
+  args: {
+    bucket: string;
+    objectName: string;
+    /** Absolute path of the file, once its step has built (unknown when it did not). */
+    file: pulumi.Output<string>;
+    /** Recorded as the object's metadata, for checking a download. @default none */
+    sha256?: pulumi.Output<string>;
+    dependsOn: pulumi.Resource[];
+  },
+): gcp.storage.BucketObject {
+  return new gcp.storage.BucketObject(
+    name,
+    {
+      bucket: args.bucket,
+      name: args.objectName,
+      source: args.file.apply((file) => new pulumi.asset.FileAsset(file)),
+      contentType: "application/octet-stream",
+      // The name never points at other bytes, so caches may keep it for good.
+      cacheControl: "public, max-age=31536000, immutable",
+      metadata: args.sha256 ? { sha256: args.sha256 } : undefined,
+    },
+    { parent, dependsOn: args.dependsOn, retainOnDelete: true, customTimeouts: UPLOAD_TIMEOUTS },
+  );
+}

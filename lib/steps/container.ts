@@ -1,0 +1,197 @@
+import * as fs from "fs";
+import * as path from "path";
+import { Json } from "../keys";
+import { ImageMetadata } from "../metadata/schema";
+import { DockerImageInfo, inspectImage } from "./docker";
+import { ensureLauncherImage, LauncherRecord } from "./launcher";
+import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
+
+/** Where the disk is in every lab image; the launch script's default `ANTIDOTE_DISK`. */
+export const CONTAINER_DISK_PATH = "/disk/disk.qcow2";
+
+/** The primary file of a container artifact. */
+export const CONTAINER_RECORD = "image.json";
+
+export interface ContainerStepArgs {
+  /** Local repository the image is tagged in (`antidote-images/<image>`); the tag is the step's key. */
+  repository: string;
+  /** The image's metadata: labels, forwarded ports, NIC count, memory and CPU defaults. */
+  metadata: ImageMetadata;
+  /** Build without a passed boot test (the component allows it only when asked to). */
+  untested: boolean;
+  /** Docker HEALTHCHECK start period: how long a TCG boot may take before failures count. */
+  healthStartSeconds: number;
+}
+
+/** `image.json`: the lab image as dockerd holds it. */
+export interface ContainerRecord extends DockerImageInfo {
+  /** `<repository>:<key>`. */
+  ref: string;
+  /** The launcher image it is built on. */
+  base: string;
+  /** Layers of its own (the disk's), on top of the launcher's. */
+  ownLayers: string[];
+  diskSha256: string;
+}
+
+/**
+ * A lab image: the launcher base plus one layer holding the qcow2 disk, with the image's metadata as OCI labels and
+ * launch-script defaults. It needs a passed boot test (its artifact exists only when the test passed).
+ */
+export const containerStep: StepDefinition<ContainerStepArgs> = {
+  kind: "container",
+  version: 1,
+  parseArgs(raw: Json): ContainerStepArgs {
+    const args = argsObject(raw);
+    const { repository, metadata, untested, healthStartSeconds } = args;
+    if (typeof repository !== "string" || !/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(repository)) {
+      throw new StepArgsError("repository", "a Docker repository name (lower case)", repository);
+    }
+    if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
+      throw new StepArgsError("metadata", "the image's metadata", metadata);
+    }
+    const meta = metadata as unknown as ImageMetadata;
+    if (!Array.isArray(meta.ports) || !Array.isArray(meta.interfaces) || typeof meta.name !== "string") {
+      throw new StepArgsError("metadata", "validated metadata (name, ports, interfaces…)", metadata);
+    }
+    if (!sshPort(meta)) {
+      throw new StepArgsError(
+        "metadata.ports",
+        "port 22/tcp (the health check logs in over SSH)",
+        meta.ports,
+      );
+    }
+    if (typeof untested !== "boolean") throw new StepArgsError("untested", "true or false", untested);
+    if (
+      typeof healthStartSeconds !== "number" ||
+      !Number.isInteger(healthStartSeconds) ||
+      healthStartSeconds < 1
+    ) {
+      throw new StepArgsError("healthStartSeconds", "a positive whole number", healthStartSeconds);
+    }
+    return { repository, metadata: meta, untested, healthStartSeconds };
+  },
+  run: buildContainer,
+};
+
+async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
+  const { disk, launcher, bootTest } = ctx.parents;
+  if (!disk || !launcher) throw new Error("a container needs 'disk' and 'launcher' parents");
+  if (!ctx.args.untested) {
+    if (!bootTest) throw new Error("no boot test: an untested disk is not published (untested: false)");
+    if (bootTest.meta.outputs.passed !== true || bootTest.meta.inputs.parents.disk !== disk.key) {
+      throw new Error(`boot test ${bootTest.key} did not pass on disk ${disk.key}`);
+    }
+  }
+  const base = await ensureLauncherImage(launcher, ctx.store, ctx.log);
+  const ref = `${ctx.args.repository}:${ctx.spec.key}`;
+  const diskFile = disk.meta.primary;
+  const diskSha256 = disk.meta.files[diskFile].sha256;
+  const dockerfile = containerDockerfile({
+    base: base.ref,
+    diskFile,
+    metadata: ctx.args.metadata,
+    key: ctx.spec.key,
+    diskSha256,
+    bootTest: bootTest?.key,
+    healthStartSeconds: ctx.args.healthStartSeconds,
+  });
+  fs.writeFileSync(path.join(ctx.out, "Dockerfile"), dockerfile);
+  ctx.log.progress(`${ctx.spec.image}: docker build ${ref.slice(0, 40)}…`);
+  // The disk's artifact directory is the build context: nothing is copied before dockerd reads it. The legacy
+  // builder keeps the file's mtime in the layer, so a rebuild from the same artifact gives the same layer digest.
+  await ctx.log.exec(
+    "docker",
+    ["build", "--quiet", "--file", path.join(ctx.out, "Dockerfile"), "--tag", ref, disk.dir],
+    { env: { DOCKER_BUILDKIT: "0" }, capture: true },
+  );
+  const image = await inspectImage(ref);
+  if (!image) throw new Error(`dockerd does not show the image it just built as ${ref}`);
+  const record = containerRecord(ref, base, image, diskSha256);
+  fs.writeFileSync(path.join(ctx.out, CONTAINER_RECORD), JSON.stringify(record, null, 2) + "\n");
+  ctx.log.progress(
+    `${ctx.spec.image}: image ${(image.size / 1e6).toFixed(0)} MB, own layer(s) ${record.ownLayers.length} ` +
+      `on launcher ${base.layers.map((l) => l.slice(7, 19)).join(",")}`,
+  );
+  return { primary: CONTAINER_RECORD, outputs: { ...record } as Record<string, Json> };
+}
+
+function containerRecord(
+  ref: string,
+  base: LauncherRecord,
+  image: DockerImageInfo,
+  diskSha256: string,
+): ContainerRecord {
+  const shared = base.layers.every((layer, i) => image.layers[i] === layer);
+  if (!shared) {
+    throw new Error(`${ref} does not start with the launcher's layers (${base.layers.join(", ")})`);
+  }
+  return { ref, ...image, base: base.ref, ownLayers: image.layers.slice(base.layers.length), diskSha256 };
+}
+
+/** The port the health check logs in on: 22/tcp. */
+export function sshPort(metadata: ImageMetadata): number | undefined {
+  return metadata.ports.some((p) => p.port === 22 && (p.protocol ?? "tcp") === "tcp") ? 22 : undefined;
+}
+
+export interface DockerfileInputs {
+  /** The launcher image reference. */
+  base: string;
+  /** The disk's file name in the build context. */
+  diskFile: string;
+  metadata: ImageMetadata;
+  key: string;
+  diskSha256: string;
+  /** Key of the passed boot test; none for an untested build. */
+  bootTest?: string;
+  healthStartSeconds: number;
+}
+
+/**
+ * The lab image's Dockerfile: one COPY (the disk, the only layer of its own) and configuration. Labels follow the OCI
+ * annotation keys, plus `dev.antidote.*` for what a lab platform needs to wire the image (JSON values).
+ */
+export function containerDockerfile(inputs: DockerfileInputs): string {
+  const m = inputs.metadata;
+  const quote = (value: string) => JSON.stringify(value.replace(/\s+/g, " ").trim());
+  const json = (value: unknown) => quote(JSON.stringify(value));
+  const labels: [string, string][] = [
+    ["org.opencontainers.image.title", quote(m.name)],
+    ["org.opencontainers.image.description", quote(m.description)],
+    ["org.opencontainers.image.version", quote(inputs.key)],
+    ["org.opencontainers.image.base.name", quote(inputs.base)],
+    ...(m.maintainer ? [["org.opencontainers.image.authors", quote(m.maintainer)] as [string, string]] : []),
+    ["dev.antidote.image", quote(m.name)],
+    ["dev.antidote.capabilities", json(m.capabilities)],
+    ["dev.antidote.ports", json(m.ports)],
+    ["dev.antidote.interfaces", json(m.interfaces)],
+    ["dev.antidote.credentials", json(m.credentials)],
+    ["dev.antidote.resources", json(m.resources)],
+    ["dev.antidote.services", json(m.services)],
+    ["dev.antidote.disk.sha256", quote(inputs.diskSha256)],
+    ["dev.antidote.boot-test", quote(inputs.bootTest ?? "untested")],
+  ];
+  const env: [string, string][] = [
+    ["ANTIDOTE_DISK", CONTAINER_DISK_PATH],
+    ["ANTIDOTE_NICS", String(m.interfaces.length)],
+    ["ANTIDOTE_PORTS", m.ports.map((p) => `${p.protocol ?? "tcp"}:${p.port}`).join(" ")],
+    ["ANTIDOTE_MEMORY_MIB", String(m.resources.memoryMiB)],
+    ["ANTIDOTE_CPUS", String(m.resources.cpus)],
+    ["ANTIDOTE_SSH_PORT", "22"],
+    // The lab's well-known login, also in the labels: the health check logs in with it.
+    ["ANTIDOTE_SSH_USER", m.credentials.username],
+    ["ANTIDOTE_SSH_PASSWORD", m.credentials.password],
+  ];
+  return [
+    `FROM ${inputs.base}`,
+    `COPY ${inputs.diskFile} ${CONTAINER_DISK_PATH}`,
+    `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(" \\\n      ")}`,
+    `ENV ${env.map(([k, v]) => `${k}=${quote(v)}`).join(" \\\n    ")}`,
+    `EXPOSE ${m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`).join(" ")}`,
+    `HEALTHCHECK --interval=5s --timeout=30s --start-period=${inputs.healthStartSeconds}s --retries=3 ` +
+      `CMD ["/usr/local/bin/antidote-health"]`,
+    "STOPSIGNAL SIGTERM",
+    `ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/antidote-launch"]`,
+    "",
+  ].join("\n");
+}
