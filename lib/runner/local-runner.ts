@@ -4,6 +4,7 @@ import * as path from "path";
 import { CONFIG_NAMESPACE } from "../config";
 import { diffSummaries, InputChange, summarizeInputs } from "../keys";
 import { killGroup } from "../steps/log";
+import { ResourcePerformer, resourcePerformers } from "./docker-resources";
 import { stepDefinitions } from "../steps/registry";
 import { StepResult, StepSpec } from "../steps/step";
 import { defaultStoreDir, LocalStore } from "../store/local";
@@ -145,6 +146,49 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     });
   };
 
+  /**
+   * Performs a publishing resource (docker tag, push). One whose inputs are unknown (a step it needs failed or was
+   * skipped) is skipped; a failure is recorded and its outputs answered as unknown, so what follows it is skipped too.
+   */
+  const performResource = async (
+    name: string,
+    inputs: Record<string, unknown>,
+    performer: ResourcePerformer,
+  ): Promise<Record<string, unknown>> => {
+    const record: StepRecord = {
+      name,
+      image: Object.values(inputs).some(isUnknownInput) ? "-" : performer.describe(inputs),
+      kind: performer.kind,
+      key: `${performer.kind}:${name}`,
+      status: "queued",
+    };
+    records.set(name, record);
+    const unknownOutputs = Object.fromEntries(Object.keys(inputs).map((k) => [k, UNKNOWN]));
+    if (Object.values(inputs).some(isUnknownInput) || options.signal?.aborted) {
+      update(record, { status: "skipped", error: "what it publishes was not built" });
+      return unknownOutputs;
+    }
+    if (options.mode === "plan") {
+      update(record, {
+        status: "would-build",
+        reason: "publishing runs on every up (the registry skips what it has)",
+      });
+      return unknownOutputs;
+    }
+    return semaphore.run(async () => {
+      const begun = Date.now();
+      update(record, { status: "building" });
+      try {
+        const state = await performer.perform(inputs);
+        update(record, { status: "built", elapsedMs: Date.now() - begun });
+        return state;
+      } catch (err) {
+        update(record, { status: "failed", elapsedMs: Date.now() - begun, error: (err as Error).message });
+        return unknownOutputs;
+      }
+    });
+  };
+
   const planStep = async (spec: StepSpec, inputs: CommandInputs, record: StepRecord): Promise<string> => {
     const store = new LocalStore(storeDirFor(inputs, options.root));
     if (await store.has(spec.key)) {
@@ -189,6 +233,13 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
             ? await perform(spec, inputs, true)
             : await perform(plainCommandSpec(resource.name), inputs, false);
           return { id: resource.name, state: { ...inputs, stdout, stderr: "" } };
+        }
+        const performer = resourcePerformers[resource.type];
+        if (performer) {
+          return {
+            id: resource.name,
+            state: await performResource(resource.name, resource.inputs, performer),
+          };
         }
         unsupported.push(`${resource.type} (${resource.name})`);
         return { id: resource.name, state: {} };
@@ -249,6 +300,14 @@ interface CommandInputs {
   dir?: string;
   environment?: Record<string, string>;
   interpreter?: string[];
+}
+
+/** An input Pulumi does not know yet (in preview mode the mock monitor hands these over as `pulumi.unknown`). */
+function isUnknownInput(value: unknown): boolean {
+  if (pulumi.isUnknown(value) || value === UNKNOWN) return true;
+  if (Array.isArray(value)) return value.some(isUnknownInput);
+  if (value !== null && typeof value === "object") return Object.values(value).some(isUnknownInput);
+  return false;
 }
 
 function parseSpec(stdin: string | undefined): StepSpec | undefined {
