@@ -152,6 +152,8 @@ async function buildDisk(ctx: StepContext<DiskArgs>) {
     { env: reproducible },
   );
 
+  await pinInodeTimes(ctx, tree, `${raw}?offset=${root.start * SECTOR}`, epoch, reproducible);
+
   phase("installing GRUB");
   const early = path.join(ctx.work, "early.cfg");
   fs.writeFileSync(early, earlyConfig(rootFsUuid));
@@ -286,6 +288,32 @@ function installGrubFiles(tree: string, uefi: boolean): void {
   }
 }
 
+/**
+ * `mkfs.ext4 -d` (e2fsprogs 1.47.0) copies each file's atime and ctime from the tree, where they are the time of this
+ * build (ctime cannot be set from user space). debugfs sets them to the tree's date, in place, through the
+ * partition's offset in the image file. Names containing a double quote or a newline cannot be written in a debugfs
+ * script; Debian trees have none, and such a file would only keep its build-time ctime.
+ */
+async function pinInodeTimes(
+  ctx: StepContext<DiskArgs>,
+  tree: string,
+  filesystem: string,
+  epoch: number,
+  env: Record<string, string>,
+): Promise<void> {
+  const { stdout } = await ctx.log.exec("find", [tree, "-mindepth", "1", "-printf", "%P\\0"], {
+    capture: true,
+  });
+  const paths = ["", ...stdout.split("\0").filter((p) => p !== "" && !/["\n]/.test(p))];
+  const script = paths
+    .flatMap((p) => [`sif "/${p}" atime @${epoch}`, `sif "/${p}" ctime @${epoch}`])
+    .join("\n");
+  const file = path.join(ctx.work, "inode-times.debugfs");
+  fs.writeFileSync(file, script + "\n");
+  // capture: debugfs echoes every command; its errors still reach the log.
+  await ctx.log.exec("debugfs", ["-w", "-f", file, filesystem], { env, capture: true });
+}
+
 /** Fails early, with sizes, instead of letting mkfs stop halfway with "Could not allocate block". */
 async function checkTreeFits(
   ctx: StepContext<DiskArgs>,
@@ -316,14 +344,12 @@ async function writeEsp(
   await ctx.log.exec("grub-mkimage", mkimageArgs("x86_64-efi", efi, early), { env });
   const esp = path.join(ctx.work, "esp.img");
   const volumeId = ctx.spec.key.slice(0, 8);
-  await ctx.log.exec(
-    "mkfs.vfat",
-    ["-C", "-i", volumeId, "-n", "ESP", esp, String((sectors * SECTOR) / 1024)],
-    {
-      env,
-    },
-  );
+  // --invariant: the volume label's directory entry would otherwise carry the time of day (-i still sets the id).
+  const kib = String((sectors * SECTOR) / 1024);
+  await ctx.log.exec("mkfs.vfat", ["--invariant", "-C", "-i", volumeId, "-n", "ESP", esp, kib], { env });
   await ctx.log.exec("mmd", ["-i", esp, "::/EFI", "::/EFI/BOOT"], { env });
+  // mcopy dates the copy by the file's mtime, which is now.
+  fs.utimesSync(efi, Number(env.SOURCE_DATE_EPOCH), Number(env.SOURCE_DATE_EPOCH));
   await ctx.log.exec("mcopy", ["-i", esp, efi, "::/EFI/BOOT/BOOTX64.EFI"], { env });
   await ctx.log.exec("dd", [
     `if=${esp}`,
