@@ -18,8 +18,7 @@ import { useMocks } from "../mocks";
 const VERSION = "6.1.192-2";
 
 /** A source tree with a handful of Kconfig entries covering each way an option can be dropped. */
-function fakeTree(): KconfigTree {
-  const dir = tempDir("kconfig");
+function fakeTree(dir: string): KconfigTree {
   fs.mkdirSync(path.join(dir, "net"));
   fs.writeFileSync(
     path.join(dir, "Kconfig"),
@@ -136,7 +135,9 @@ describe("kernel config fragments", () => {
 });
 
 describe("kernel config check", () => {
-  const tree = fakeTree();
+  const dir = tempDir("kconfig");
+  const tree = fakeTree(dir);
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const check = (fragment: string, config: string) =>
     checkConfig(parseFragment(fragment, "test.config"), parseDotConfig(config), tree);
 
@@ -215,6 +216,7 @@ describe("kernel step key", () => {
     fs.writeFileSync(fragment, "CONFIG_VETH=n\n");
     assert.notStrictEqual(key(), before);
     assert.notStrictEqual(key("6.1.192-3"), key());
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 
