@@ -21,14 +21,18 @@ function seconds(ms: number): string {
 export class ProgressDisplay {
   private readonly started = Date.now();
   private readonly building = new Map<string, { record: StepRecord; since: number; last?: string }>();
-  private readonly timer?: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout;
   private statusShown = false;
 
   constructor(
     private readonly out: NodeJS.WriteStream = process.stderr,
     private readonly live: boolean = Boolean(process.stderr.isTTY),
   ) {
-    if (live) this.timer = setInterval(() => this.drawStatus(), 1000);
+    // Off a terminal (CI logs) a heartbeat line instead, so a long step does not look like a hang.
+    this.timer = live
+      ? setInterval(() => this.drawStatus(), 1000)
+      : setInterval(() => this.heartbeat(), 60_000);
+    this.timer.unref();
   }
 
   onEvent = (event: RunEvent): void => {
@@ -75,9 +79,19 @@ export class ProgressDisplay {
     this.statusShown = true;
   }
 
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const b of this.building.values()) {
+      const last = b.last ? ` — ${b.last}` : "";
+      this.print(
+        `… ${seconds(now - this.started).padStart(7)} ${b.record.image.padEnd(14)} ${b.record.name.padEnd(24)} still building (${seconds(now - b.since)})${last}`,
+      );
+    }
+  }
+
   /** Stops the status line and prints the summary, with each failure's message and log tail. */
   finish(report: RunReport): void {
-    if (this.timer) clearInterval(this.timer);
+    clearInterval(this.timer);
     this.clearStatus();
     const count = (status: StepRecord["status"]) => report.steps.filter((s) => s.status === status).length;
     for (const failed of report.steps.filter((s) => s.status === "failed")) {
