@@ -1,7 +1,9 @@
 export * from "./components/archive";
 export * from "./components/boot-test";
+export * from "./components/container-image";
 export * from "./components/kernel";
 export * from "./components/lab-image";
+export * from "./components/launcher";
 export * from "./components/qcow2-disk";
 export * from "./components/rootfs";
 export * from "./components/step-command";
@@ -11,6 +13,7 @@ export * from "./keys";
 export * from "./metadata/metadata";
 export * from "./metadata/schema";
 export * from "./program";
+export * from "./publishing";
 export * from "./steps/step";
 export * from "./store/local";
 export * from "./store/store";

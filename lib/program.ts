@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
+import { ContainerImage } from "./components/container-image";
 import { BuiltStep } from "./components/step-command";
 import { CONFIG_NAMESPACE } from "./config";
 
@@ -10,6 +11,11 @@ export interface StepOutput {
   location: string;
   sha256: string;
   size: number;
+  /** A ContainerImage's pushed image, `<registry>/<repository>@sha256:…` (when the stack pushes). */
+  reference?: string;
+  /** A ContainerImage's disk (and kernel package) in the stack's bucket (when it has one). */
+  diskObject?: string;
+  kernelObject?: string;
 }
 
 /** Image folder → step name → its output. */
@@ -48,7 +54,18 @@ export function loadImages(): ImagesOutput {
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [
         step.stepName,
-        step.result.apply((r) => ({ key: r.key, location: r.location, sha256: r.sha256, size: r.size })),
+        pulumi
+          .all([step.result, step instanceof ContainerImage ? step.reference : undefined])
+          .apply(([r, reference]) => ({
+            key: r.key,
+            location: r.location,
+            sha256: r.sha256,
+            size: r.size,
+            ...(reference ? { reference } : {}),
+            ...(step instanceof ContainerImage
+              ? { diskObject: step.diskObject, kernelObject: step.kernelObject }
+              : {}),
+          })),
       ]),
     );
   }
