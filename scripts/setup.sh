@@ -19,8 +19,8 @@ packages=(
   qemu-system-x86 openssh-client sshpass procps
   # catalog page test
   chromium fonts-dejavu-core
-  # ContainerImage and the local registry
-  docker.io docker-registry iproute2 iptables
+  # ContainerImage and the local registry (curl: the registry's readiness check and tests)
+  docker.io docker-registry iproute2 iptables curl
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,4 +43,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 bash scripts/start-dockerd.sh
+bash scripts/start-registry.sh
 echo "setup: ready"
