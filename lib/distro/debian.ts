@@ -1,3 +1,4 @@
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { StepLog } from "../steps/log";
@@ -115,6 +116,27 @@ export const debian: Distro = {
     }
     removeFiles(path.join(root, "var/lib/apt/lists"));
     removeFiles(path.join(root, "var/cache/apt"));
+  },
+
+  repositories(root: string): string {
+    const hash = createHash("sha256");
+    for (const dir of [
+      "etc/apt/sources.list",
+      "etc/apt/sources.list.d",
+      "etc/apt/trusted.gpg.d",
+      "etc/apt/keyrings",
+    ]) {
+      const top = path.join(root, dir);
+      if (!fs.existsSync(top)) continue;
+      const files = fs.statSync(top).isDirectory()
+        ? fs.readdirSync(top, { recursive: true, encoding: "utf8" }).map((f) => path.join(top, f))
+        : [top];
+      for (const file of files.sort()) {
+        if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
+        hash.update(`${path.relative(root, file)}\0`).update(fs.readFileSync(file));
+      }
+    }
+    return hash.digest("hex");
   },
 
   refreshCommand(): string[] {

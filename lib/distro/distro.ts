@@ -60,6 +60,8 @@ export interface Distro {
   prepareTree(root: string, options: { docs: boolean }): void;
   /** Undoes {@link prepareTree} and removes what only the build needed (package indexes and downloads). */
   cleanupTree(root: string): void;
+  /** A digest of the tree's repository configuration (sources and keys): what, when it moves, needs a refresh. */
+  repositories(root: string): string;
   /** Refreshes the package indexes, in the tree. */
   refreshCommand(): string[];
   /** Installs packages, in the tree. */

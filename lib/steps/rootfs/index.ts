@@ -143,10 +143,13 @@ async function buildRootfs(ctx: StepContext<RootfsStepArgs>) {
     });
     // A base image's package indexes were removed when it was packed.
     if (base) await tree.run("package index refresh", distro.refreshCommand());
+    const sources = distro.repositories(root);
     for (const hook of hooks.pre) await runHook(ctx, tree, hook);
     if (!packagesWithBootstrap && args.packages.length > 0) {
       log.progress(`${ctx.spec.image}: installing ${args.packages.join(" ")}`);
-      if (hooks.pre.length > 0) await tree.run("package index refresh", distro.refreshCommand());
+      // Indexes are fresh unless a pre hook added or changed a repository.
+      if (distro.repositories(root) !== sources)
+        await tree.run("package index refresh", distro.refreshCommand());
       await tree.run("package installation", distro.installCommand(args.packages));
     }
     await tree.run("user setup (user.sh)", ["/bin/sh", "/run/antidote/user.sh"], {
