@@ -98,8 +98,12 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
   const fail = (field: string, expected: string, got: unknown): never => {
     throw new Error(`${image}: ${name}: bad argument ${new StepArgsError(field, expected, got).message}`);
   };
-  if (base && args.suite !== undefined && args.suite !== base.suite) {
-    fail("suite", `the base's suite "${base.suite}" (or nothing)`, args.suite);
+  // A derived image installs from its base's sources.list: these come from the base.
+  for (const field of ["suite", "mirror", "securityMirror", "updates"] as const) {
+    const value = typeof args[field] === "string" ? args[field].replace(/\/+$/, "") : args[field];
+    if (base && value !== undefined && value !== base[field]) {
+      fail(field, `the base's ${JSON.stringify(base[field])} (or nothing)`, args[field]);
+    }
   }
 
   const files: Record<string, string> = { ...rootfsScriptFiles() };

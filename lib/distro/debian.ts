@@ -106,7 +106,9 @@ export const debian: Distro = {
     );
     fs.chmodSync(policy, 0o755);
     fs.writeFileSync(path.join(root, DPKG_BUILD_CONFIG), "force-unsafe-io\n");
-    if (!options.docs) fs.writeFileSync(path.join(root, NO_DOCS_CONFIG), NO_DOCS.join("\n") + "\n");
+    // Also on a base tree: a derived image that keeps docs gets them for the packages it adds.
+    if (options.docs) fs.rmSync(path.join(root, NO_DOCS_CONFIG), { force: true });
+    else fs.writeFileSync(path.join(root, NO_DOCS_CONFIG), NO_DOCS.join("\n") + "\n");
     fs.writeFileSync(path.join(root, APT_BUILD_CONFIG), BUILD_APT_OPTIONS.map((o) => `${o};\n`).join(""));
   },
 

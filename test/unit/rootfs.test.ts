@@ -132,11 +132,18 @@ describe("Rootfs arguments", () => {
     });
   }
 
-  it("rejects a derived image on another suite than its base", () => {
+  it("rejects a derived image on another suite or mirror than its base", () => {
     const base = new Rootfs("base-rootfs", { image: "base" });
     assert.throws(
       () => new Rootfs("frr-rootfs", { image: "frr", base, suite: "trixie" }),
-      /^Error: frr: frr-rootfs: bad argument suite: expected the base's suite "bookworm" \(or nothing\), got "trixie"$/,
+      /^Error: frr: frr-rootfs: bad argument suite: expected the base's "bookworm" \(or nothing\), got "trixie"$/,
+    );
+    assert.throws(
+      () => new Rootfs("frr-rootfs", { image: "frr", base, mirror: "http://mirror.example/debian" }),
+      /^Error: frr: frr-rootfs: bad argument mirror: expected the base's "http:\/\/deb.debian.org\/debian"/,
+    );
+    assert.doesNotThrow(
+      () => new Rootfs("ok-rootfs", { image: "ok", base, mirror: "http://deb.debian.org/debian/" }),
     );
   });
 

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Runs one command inside an image tree. The rootfs step starts this script as PID 1 of fresh mount and PID
-# namespaces (`unshare --mount --propagation private --pid --uts --ipc --fork --kill-child`), so the mounts below are never
+# Runs one command inside an image tree. The rootfs step starts this script as PID 1 of fresh namespaces
+# (`unshare --mount --propagation private --pid --uts --ipc --fork --kill-child`), so the mounts below are never
 # visible to the host and vanish, together with every process the command left behind (daemons a package or a
 # hook started), as soon as the command ends -- however it ends, SIGKILL included.
 #

@@ -160,7 +160,11 @@ async function buildRootfs(ctx: StepContext<RootfsStepArgs>) {
     for (const hook of hooks.post) await runHook(ctx, tree, hook);
   } finally {
     // Also after a failure: a retry must not download again what this attempt fetched.
-    shareFiles(treeCache, packageCache, ".deb");
+    try {
+      shareFiles(treeCache, packageCache, ".deb");
+    } catch (err) {
+      log.write(`# could not keep the downloaded packages: ${(err as Error).message}`);
+    }
   }
 
   log.progress(`${ctx.spec.image}: cleaning up and packing`);
