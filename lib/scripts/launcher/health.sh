@@ -11,7 +11,7 @@ logged_in=/run/antidote/ssh-login-ok
 
 banner() {
   local line
-  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
   read -r -t 5 line <&3 || return 1
   exec 3<&-
   [[ $line == SSH-* ]] || return 1

@@ -180,7 +180,7 @@ qemu_pid=$!
 # One QMP command: greeting, capabilities negotiation, the command. bash's /dev/tcp is enough for that.
 qmp() {
   local line
-  exec 3<>"/dev/tcp/127.0.0.1/$qmp_port" || return 1
+  { exec 3<>"/dev/tcp/127.0.0.1/$qmp_port"; } 2>/dev/null || return 1
   read -r -t 2 line <&3 || true
   printf '{"execute":"qmp_capabilities"}\n{"execute":"%s"}\n' "$1" >&3
   read -r -t 2 line <&3 || true
