@@ -2,7 +2,9 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ensureContainerImage } from "../steps/container";
 import { docker, inspectImage, repoDigest, repositoryOf } from "../steps/docker";
+import { ArtifactStore } from "../store/store";
 
 /** Pulumi's wrapper of a secret input as the mock monitor hands it over. */
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
@@ -15,6 +17,12 @@ function reveal<T>(value: unknown): T {
   return value as T;
 }
 
+/** What a performer may need of the run. */
+export interface PerformContext {
+  /** The stack's artifact store. */
+  store: ArtifactStore;
+}
+
 /** How the runner performs one resource type with the docker CLI: what `pulumi up` does with the docker provider. */
 export interface ResourcePerformer {
   /** Short name for the run's records, e.g. `docker push`. */
@@ -22,7 +30,7 @@ export interface ResourcePerformer {
   /** The image (repository) a resource is about, for the run's records. */
   describe(inputs: Record<string, unknown>): string;
   /** Does it for real; returns the resource's output state. Throws with a message for the run's report. */
-  perform(inputs: Record<string, unknown>): Promise<Record<string, unknown>>;
+  perform(inputs: Record<string, unknown>, context: PerformContext): Promise<Record<string, unknown>>;
 }
 
 interface TagInputs {
@@ -39,15 +47,16 @@ interface RegistryImageInputs {
 const tagPerformer: ResourcePerformer = {
   kind: "docker tag",
   describe: (inputs) => repositoryOf(String(inputs.targetImage)),
-  async perform(raw) {
+  async perform(raw, context) {
     const inputs = raw as unknown as TagInputs;
-    const source = await inspectImage(inputs.sourceImage);
-    if (!source) {
-      throw new Error(
-        `dockerd has no image ${inputs.sourceImage}: the store holds its build record, but this dockerd never built ` +
-          `it or has removed it; remove the container artifact (its key is the tag) from the store and run up again`,
-      );
+    let source = await inspectImage(inputs.sourceImage);
+    // A lab image the store built but this dockerd lacks (another machine, a prune): built again from its artifact.
+    const key = /^antidote-images\/[^:]+:([0-9a-f]{64})$/.exec(inputs.sourceImage)?.[1];
+    if (!source && key) {
+      await ensureContainerImage(context.store, key);
+      source = await inspectImage(inputs.sourceImage);
     }
+    if (!source) throw new Error(`dockerd has no image ${inputs.sourceImage}`);
     await docker(["tag", inputs.sourceImage, inputs.targetImage]);
     return { ...raw, sourceImageId: source.id };
   },

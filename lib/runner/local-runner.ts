@@ -9,7 +9,7 @@ import { stepDefinitions } from "../steps/registry";
 import { StepResult, StepSpec } from "../steps/step";
 import { defaultStoreDir, LocalStore } from "../store/local";
 import { Semaphore } from "./semaphore";
-import { loadStack } from "./stack";
+import { loadStack, stackStore } from "./stack";
 
 /** Where a step stands in a run. */
 export type StepStatus = "queued" | "building" | "cached" | "built" | "failed" | "skipped" | "would-build";
@@ -179,7 +179,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       const begun = Date.now();
       update(record, { status: "building" });
       try {
-        const state = await performer.perform(inputs);
+        const state = await performer.perform(inputs, { store: stackStore(options.root, options.stack) });
         update(record, { status: "built", elapsedMs: Date.now() - begun });
         return state;
       } catch (err) {

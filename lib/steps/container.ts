@@ -3,7 +3,9 @@ import * as path from "path";
 import { Json } from "../keys";
 import { ImageMetadata } from "../metadata/schema";
 import { DockerImageInfo, inspectImage } from "./docker";
+import { ArtifactStore } from "../store/store";
 import { ensureLauncherImage, LauncherRecord } from "./launcher";
+import { StepLog } from "./log";
 import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
 
 /** Where the disk is in every lab image; the launch script's default `ANTIDOTE_DISK`. */
@@ -114,6 +116,47 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
       `on launcher ${base.layers.map((l) => l.slice(7, 19)).join(",")}`,
   );
   return { primary: CONTAINER_RECORD, outputs: { ...record } as Record<string, Json> };
+}
+
+/**
+ * Makes sure dockerd holds the lab image a container artifact recorded. dockerd is where images live, not the store:
+ * on a new machine (or after a prune) the artifact is there and the image is not. It is built again from the
+ * artifact's Dockerfile and its disk and launcher parents, and must come out with the very same layers.
+ */
+export async function ensureContainerImage(store: ArtifactStore, key: string): Promise<ContainerRecord> {
+  const artifact = await store.get(key);
+  if (!artifact || artifact.meta.kind !== "container") {
+    throw new Error(`no container artifact ${key} in the store ${store.location}`);
+  }
+  const record = JSON.parse(
+    fs.readFileSync(path.join(artifact.dir, CONTAINER_RECORD), "utf8"),
+  ) as ContainerRecord;
+  const present = await inspectImage(record.ref);
+  if (present && present.layers.join() === record.layers.join()) return record;
+  const parents = artifact.meta.inputs.parents;
+  const [disk, launcher] = await Promise.all([store.get(parents.disk), store.get(parents.launcher)]);
+  if (!disk || !launcher) {
+    throw new Error(
+      `dockerd has no ${record.ref} and the store no longer holds its disk or launcher; remove ${artifact.dir} ` +
+        `to build it anew`,
+    );
+  }
+  const log = new StepLog(store.logPath(key), new AbortController().signal, () => {});
+  log.progress(`${artifact.meta.image}: dockerd has no ${record.ref}: building it again from the store`);
+  await ensureLauncherImage(launcher, store, log);
+  await log.exec(
+    "docker",
+    ["build", "--quiet", "--file", path.join(artifact.dir, "Dockerfile"), "--tag", record.ref, disk.dir],
+    { env: { DOCKER_BUILDKIT: "0" }, capture: true },
+  );
+  const image = await inspectImage(record.ref);
+  if (!image || image.layers.join() !== record.layers.join()) {
+    throw new Error(
+      `${record.ref} built again has layers ${image?.layers.join(", ")}, the artifact recorded ` +
+        `${record.layers.join(", ")}; remove ${artifact.dir} to build it anew`,
+    );
+  }
+  return { ...record, id: image.id };
 }
 
 function containerRecord(
