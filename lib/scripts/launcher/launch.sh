@@ -81,8 +81,11 @@ mirror() {
 stitch() {
   local i=$1 mtu
   mtu=$(cat "/sys/class/net/eth$i/mtu")
-  ip link set "eth$i" promisc on up
-  ip link set "tap$i" mtu "$mtu" up
+  # The container itself stays off the wire: no addresses (Docker gives a network's interfaces one), no IPv6
+  # link-local address and so no neighbour discovery of its own.
+  ip addr flush dev "eth$i"
+  ip link set "eth$i" addrgenmode none promisc on up
+  ip link set "tap$i" addrgenmode none mtu "$mtu" up
   mirror "eth$i" "tap$i"
   mirror "tap$i" "eth$i"
   log "eth$i (mtu $mtu) stitched to VM NIC $i"
