@@ -69,6 +69,7 @@ export function sshRun(
 ): Promise<SshResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) return reject(new Error("stopped before ssh ran"));
     const child = spawn("sshpass", sshArgs(target, command), {
       detached: true,
       env: { ...process.env, SSHPASS: target.password },
