@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { debian } from "../distro/debian";
-import { RootfsStepArgs, rootfsScriptFiles, rootfsStep } from "../steps/rootfs";
+import { parseRootfsArgs, RootfsStepArgs, rootfsScriptFiles, rootfsStep } from "../steps/rootfs";
 import { imagePasswordHash } from "../steps/rootfs/password";
 import { Json } from "../keys";
 import { StepArgsError } from "../steps/step";
@@ -90,8 +90,8 @@ export interface RootfsInputs {
 
 /**
  * Normalizes a Rootfs's arguments into step inputs (Pulumi-free, so tests and benchmarks build the very same step).
- * Fails naming the image, the step and the field for what only the program can check (files that do not exist);
- * the step's own argument check does the rest.
+ * Fails naming the image, the step and the field: files that do not exist, and whatever the step's own argument
+ * check rejects.
  */
 export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsStepArgs): RootfsInputs {
   const image = args.image ?? name;
@@ -119,41 +119,43 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
 
   const user = args.user ?? "antidote";
   const baseGroups = base?.user.name === user ? base.user.groups : [];
-  return {
-    image,
-    files,
-    args: {
-      distro: debian.name,
-      suite: args.suite ?? base?.suite ?? "bookworm",
-      mirror: args.mirror ?? base?.mirror ?? debian.defaultMirror,
-      updates: args.updates ?? base?.updates ?? true,
-      securityMirror: args.securityMirror ?? base?.securityMirror ?? debian.defaultSecurityMirror,
-      architecture: "amd64",
-      docs: args.docs ?? base?.docs ?? false,
-      packages: [...new Set(args.packages ?? [])].sort(),
-      hostname: args.hostname ?? image,
-      user: {
-        name: user,
-        passwordHash:
-          args.passwordHash ?? imagePasswordHash(args.password ?? "antidotepassword", image, user),
-        groups: [...new Set([...baseGroups, ...(args.groups ?? [])])].sort(),
-      },
-      hooks: {
-        pre: hookRoles("pre"),
-        install: args.install === undefined ? null : addInput("install", "install.sh", args.install),
-        post: hookRoles("post"),
-      },
-      files: (args.files ?? []).map((file, i) => ({
-        role: addInput(`files[${i}].source`, `file:${file.path}`, file.source),
-        path: file.path,
-        mode: typeof file.mode === "number" ? file.mode.toString(8).padStart(4, "0") : (file.mode ?? "0644"),
-        owner: file.owner ?? "root",
-        group: file.group ?? "root",
-      })),
-      sourceDateEpoch: args.sourceDateEpoch ?? base?.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH,
-      archiveState: args.archiveState ?? null,
+  const raw = {
+    distro: debian.name,
+    suite: args.suite ?? base?.suite ?? "bookworm",
+    mirror: args.mirror ?? base?.mirror ?? debian.defaultMirror,
+    updates: args.updates ?? base?.updates ?? true,
+    securityMirror: args.securityMirror ?? base?.securityMirror ?? debian.defaultSecurityMirror,
+    architecture: "amd64",
+    docs: args.docs ?? base?.docs ?? false,
+    packages: [...new Set(args.packages ?? [])].sort(),
+    hostname: args.hostname ?? image,
+    user: {
+      name: user,
+      passwordHash: args.passwordHash ?? imagePasswordHash(args.password ?? "antidotepassword", image, user),
+      groups: [...new Set([...baseGroups, ...(args.groups ?? [])])].sort(),
     },
+    hooks: {
+      pre: hookRoles("pre"),
+      install: args.install === undefined ? null : addInput("install", "install.sh", args.install),
+      post: hookRoles("post"),
+    },
+    files: (args.files ?? []).map((file, i) => ({
+      role: addInput(`files[${i}].source`, `file:${file.path}`, file.source),
+      path: file.path,
+      mode: typeof file.mode === "number" ? file.mode.toString(8).padStart(4, "0") : (file.mode ?? "0644"),
+      owner: file.owner ?? "root",
+      group: file.group ?? "root",
+    })),
+    sourceDateEpoch: args.sourceDateEpoch ?? base?.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH,
+    archiveState: args.archiveState ?? null,
   };
+  try {
+    // Normalized (sorted lists, URLs without trailing slashes, four-digit modes) before it is keyed.
+    return { image, files, args: parseRootfsArgs(raw) };
+  } catch (err) {
+    if (err instanceof StepArgsError) throw new Error(`${image}: ${name}: bad argument ${err.message}`);
+    throw err;
+  }
 }
 
 /**
