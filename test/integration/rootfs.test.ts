@@ -275,5 +275,40 @@ describe("Rootfs step (real mmdebstrap)", function () {
       assert.deepStrictEqual(buildMounts(), []);
       assert.deepStrictEqual(processesMatching("sleep 4343"), []);
     });
+
+    it("takes a hook's processes down with it when unshare alone is SIGKILLed", async () => {
+      const install = script(dir, "killed.sh", "#!/bin/sh\nsetsid sleep 4545 &\nexec sleep 4444\n");
+      let killed: number | undefined;
+      const killUnshare = () => {
+        const [sleeper] = processesMatching("sleep 4444");
+        if (!sleeper || killed) return;
+        // Up from the hook to the unshare that started its namespaces; only that process is killed.
+        for (let pid = parseInt(sleeper, 10); pid > 1; pid = parentOf(pid)) {
+          if (fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("unshare\0")) {
+            process.kill(pid, "SIGKILL");
+            killed = pid;
+            return;
+          }
+        }
+      };
+      const poll = setInterval(killUnshare, 200);
+      try {
+        await assert.rejects(
+          buildRootfs(sharedTestStore(), "killed-rootfs", { image: "killed", install }, { base }),
+          /killed: step killed-rootfs \(rootfs\) failed: install\.sh was killed by SIGKILL/,
+        );
+      } finally {
+        clearInterval(poll);
+      }
+      assert.ok(killed, "found the build's unshare");
+      assert.deepStrictEqual(buildMounts(), []);
+      assert.deepStrictEqual(processesMatching("sleep 4444"), []);
+      assert.deepStrictEqual(processesMatching("sleep 4545"), []);
+    });
   });
 });
+
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return parseInt(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1], 10);
+}

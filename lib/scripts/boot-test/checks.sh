@@ -57,9 +57,16 @@ if [ -z "$primary" ]; then
 elif ! command -v ip >/dev/null; then
   report network fail "$t" "cannot check: the image has no 'ip' command (iproute2)"
 else
-  address=$(ip -4 -o addr show dev "$primary" | awk '{print $4}' | head -n1)
-  lease=$(ip -4 -o addr show dev "$primary" | grep -c dynamic)
-  route=$(ip -4 route show default | head -n1)
+  # SSH can answer between the lease and the route networkd adds after it: give the pair until the deadline.
+  deadline=$(($(date +%s) + SETTLE_SECONDS))
+  while :; do
+    address=$(ip -4 -o addr show dev "$primary" | awk '{print $4}' | head -n1)
+    lease=$(ip -4 -o addr show dev "$primary" | grep -c dynamic)
+    route=$(ip -4 route show default | head -n1)
+    if [ -n "$address" ] && [ "$lease" -gt 0 ] && echo "$route" | grep -q "dev $primary"; then break; fi
+    [ "$(date +%s)" -ge "$deadline" ] && break
+    sleep 1
+  done
   if [ -z "$address" ]; then report network fail "$t" "$primary has no IPv4 address"
   elif [ "$lease" -eq 0 ]; then report network fail "$t" "$primary has $address, but not from DHCP (no lease)"
   elif ! echo "$route" | grep -q "dev $primary"; then
