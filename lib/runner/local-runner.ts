@@ -220,30 +220,16 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     return UNKNOWN;
   };
 
+  // Resources nothing exports (a moving tag's push) are still being performed when the program's outputs resolve.
+  const inFlight = new Set<Promise<unknown>>();
+  const tracked = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work);
+    return work.finally(() => inFlight.delete(work));
+  };
+
   await pulumi.runtime.setMocks(
     {
-      async newResource(resource) {
-        if (!resource.custom) return { id: undefined, state: {} };
-        if (resource.type.startsWith("pulumi:providers:"))
-          return { id: resource.name, state: resource.inputs };
-        if (resource.type === "command:local:Command") {
-          const inputs = resource.inputs as CommandInputs;
-          const spec = parseSpec(inputs.stdin);
-          const stdout = spec
-            ? await perform(spec, inputs, true)
-            : await perform(plainCommandSpec(resource.name), inputs, false);
-          return { id: resource.name, state: { ...inputs, stdout, stderr: "" } };
-        }
-        const performer = resourcePerformers[resource.type];
-        if (performer) {
-          return {
-            id: resource.name,
-            state: await performResource(resource.name, resource.inputs, performer),
-          };
-        }
-        unsupported.push(`${resource.type} (${resource.name})`);
-        return { id: resource.name, state: {} };
-      },
+      newResource: (resource) => tracked(newResource(resource)),
       call(call) {
         unsupported.push(`function ${call.token}`);
         return {};
@@ -253,6 +239,29 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     stack.stack,
     true,
   );
+  async function newResource(
+    resource: pulumi.runtime.MockResourceArgs,
+  ): Promise<{ id: string | undefined; state: Record<string, unknown> }> {
+    if (!resource.custom) return { id: undefined, state: {} };
+    if (resource.type.startsWith("pulumi:providers:")) return { id: resource.name, state: resource.inputs };
+    if (resource.type === "command:local:Command") {
+      const inputs = resource.inputs as CommandInputs;
+      const spec = parseSpec(inputs.stdin);
+      const stdout = spec
+        ? await perform(spec, inputs, true)
+        : await perform(plainCommandSpec(resource.name), inputs, false);
+      return { id: resource.name, state: { ...inputs, stdout, stderr: "" } };
+    }
+    const performer = resourcePerformers[resource.type];
+    if (performer) {
+      return {
+        id: resource.name,
+        state: await performResource(resource.name, resource.inputs, performer),
+      };
+    }
+    unsupported.push(`${resource.type} (${resource.name})`);
+    return { id: resource.name, state: {} };
+  }
   pulumi.runtime.setAllConfig(stack.config, []);
 
   const previousDir = process.cwd();
@@ -275,6 +284,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     process.chdir(previousDir);
     setImmediate(() => process.off("unhandledRejection", onRejection));
   }
+  while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
   if (programErrors.length > 0) throw new ProgramError(programErrors[0]);
   return {
     stack: stack.stack,
