@@ -4,6 +4,7 @@ import * as path from "path";
 import { loadMetadata } from "../metadata/metadata";
 import { ImageMetadata } from "../metadata/schema";
 import { BootTest, BootTestArgs } from "./boot-test";
+import { ContainerImage, ContainerImageArgs } from "./container-image";
 import { Kernel } from "./kernel";
 import { Qcow2Disk, Qcow2DiskArgs } from "./qcow2-disk";
 import { Rootfs, RootfsArgs } from "./rootfs";
@@ -35,6 +36,12 @@ export interface LabImageArgs {
   disk?: Omit<Qcow2DiskArgs, "rootfs" | "kernel" | "image">;
   /** Further boot test settings (timeouts, accelerator), passed through. @default {} */
   bootTest?: Omit<BootTestArgs, "disk" | "image" | "testScript">;
+  /**
+   * Further container settings (repository, launcher, health start period), passed through; `false` builds no
+   * container (an image only other images build on).
+   * @default {}: a container of the tested disk on the shared launcher, published as the stack says
+   */
+  container?: Omit<ContainerImageArgs, "disk" | "bootTest" | "allowUntested" | "metadata" | "image"> | false;
 }
 
 let sharedKernel: Kernel | undefined;
@@ -46,7 +53,7 @@ export function defaultKernel(): Kernel {
 }
 
 /**
- * A whole lab image from its folder: Rootfs → Qcow2Disk (with the shared Kernel) → BootTest, with the login,
+ * A whole lab image from its folder: Rootfs → Qcow2Disk (with the shared Kernel) → BootTest → ContainerImage, with the login,
  * NICs, services and resources its `metadata.yaml` declares. The components stay usable one by one; this is the
  * ten-line form:
  *
@@ -59,6 +66,8 @@ export class LabImage extends pulumi.ComponentResource {
   readonly kernel: Kernel;
   readonly disk: Qcow2Disk;
   readonly bootTest: BootTest;
+  /** The lab image as a Docker image; none when `container: false`. */
+  readonly container?: ContainerImage;
 
   constructor(name: string, args: LabImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("antidote:images:LabImage", name, {}, opts);
@@ -118,11 +127,26 @@ export class LabImage extends pulumi.ComponentResource {
       },
       child,
     );
+    if (args.container !== false) {
+      this.container = new ContainerImage(
+        `${name}-container`,
+        {
+          kernel: this.kernel,
+          ...args.container,
+          image: name,
+          disk: this.disk,
+          bootTest: this.bootTest,
+          metadata: this.metadata,
+        },
+        child,
+      );
+    }
     this.registerOutputs({
       rootfs: this.rootfs.key,
       kernel: this.kernel.key,
       disk: this.disk.key,
       bootTest: this.bootTest.key,
+      container: this.container?.key,
     });
   }
 }

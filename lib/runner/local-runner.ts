@@ -164,15 +164,16 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     };
     records.set(name, record);
     const unknownOutputs = Object.fromEntries(Object.keys(inputs).map((k) => [k, UNKNOWN]));
-    if (Object.values(inputs).some(isUnknownInput) || options.signal?.aborted) {
-      update(record, { status: "skipped", error: "what it publishes was not built" });
-      return unknownOutputs;
-    }
+    // In a plan, what it publishes is unknown because it would be built: the publication would follow it.
     if (options.mode === "plan") {
       update(record, {
         status: "would-build",
         reason: "publishing runs on every up (the registry skips what it has)",
       });
+      return unknownOutputs;
+    }
+    if (Object.values(inputs).some(isUnknownInput) || options.signal?.aborted) {
+      update(record, { status: "skipped", error: "what it publishes was not built" });
       return unknownOutputs;
     }
     return semaphore.run(async () => {
