@@ -28,6 +28,10 @@ const commands: Record<string, Command> = {
     load: async () => (await import("./catalog")).catalogCommand,
     summary: "list the images of a curriculum repository (json, markdown or an html page)",
   },
+  lesson: {
+    load: async () => (await import("./lesson")).lessonCommand,
+    summary: "validate a lesson configuration (lesson.json) as antidote-configure would in the VM",
+  },
   gc: {
     load: async () => (await import("./gc")).gcCommand,
     summary: "remove the artifacts the stack's current steps no longer need",

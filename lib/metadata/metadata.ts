@@ -1,7 +1,8 @@
-import Ajv, { ErrorObject } from "ajv";
+import Ajv from "ajv";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
+import { schemaProblems } from "../schema-errors";
 import { ImageMetadata, imageMetadataSchema } from "./schema";
 
 /** The metadata file in an image folder. */
@@ -44,7 +45,7 @@ export function checkMetadata(doc: unknown, file: string, folder?: string): Imag
   if (!validate(doc))
     throw new MetadataError(
       file,
-      (validate.errors ?? []).map((e) => describe(e, doc)),
+      schemaProblems(validate.errors ?? [], doc, imageMetadataSchema).map((p) => `${p.entry}: ${p.message}`),
     );
   const metadata = doc as unknown as ImageMetadata;
   const problems: string[] = [];
@@ -68,67 +69,4 @@ export function checkMetadata(doc: unknown, file: string, folder?: string): Imag
   }
   if (problems.length > 0) throw new MetadataError(file, problems);
   return metadata;
-}
-
-/** `/ports/1/port` → `ports[1].port` */
-function fieldName(pointer: string): string {
-  return pointer
-    .split("/")
-    .slice(1)
-    .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part.replace(/~1/g, "/").replace(/~0/g, "~")}`))
-    .join("")
-    .replace(/^\./, "");
-}
-
-function valueAt(doc: unknown, pointer: string): unknown {
-  return pointer
-    .split("/")
-    .slice(1)
-    .reduce<unknown>(
-      (v, part) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined),
-      doc,
-    );
-}
-
-function describe(error: ErrorObject, doc: unknown): string {
-  const params = error.params as Record<string, unknown>;
-  const field = fieldName(error.instancePath);
-  const got = JSON.stringify(valueAt(doc, error.instancePath));
-  const at = (child: string) => (field ? `${field}.${child}` : child);
-  switch (error.keyword) {
-    case "required":
-      return `${at(String(params.missingProperty))}: required, but missing`;
-    case "additionalProperties":
-      return `${at(String(params.additionalProperty))}: unknown field (expected one of ${Object.keys(
-        (schemaAt(error.schemaPath) ?? {}) as object,
-      ).join(", ")})`;
-    case "type":
-      return `${field}: expected ${params.type === "integer" ? "a whole number" : `a ${params.type}`}, got ${got}`;
-    case "enum":
-      return `${field}: expected one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, got ${got}`;
-    case "pattern":
-      return `${field}: expected a value matching ${params.pattern}, got ${got}`;
-    case "minimum":
-    case "maximum":
-      return `${field}: expected ${error.keyword === "minimum" ? "at least" : "at most"} ${params.limit}, got ${got}`;
-    case "minLength":
-      return `${field}: expected a non-empty string, got ${got}`;
-    case "minItems":
-    case "maxItems":
-      return `${field}: expected ${error.keyword === "minItems" ? "at least" : "at most"} ${params.limit} entries`;
-    case "uniqueItems":
-      return `${field}: expected each entry once, got a repeat`;
-    default:
-      return `${field || "(document)"}: ${error.message ?? "invalid"}`;
-  }
-}
-
-/** The `properties` of the schema object an `additionalProperties` error comes from. */
-function schemaAt(schemaPath: string): unknown {
-  const parts = schemaPath.replace(/^#\//, "").split("/").slice(0, -1);
-  const node = parts.reduce<unknown>(
-    (v, part) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined),
-    imageMetadataSchema,
-  );
-  return node !== null && typeof node === "object" ? (node as Record<string, unknown>).properties : undefined;
 }
