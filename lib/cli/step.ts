@@ -1,7 +1,7 @@
-import { LocalStore } from "../store/local";
 import { stepDefinitions } from "../steps/registry";
 import { runStep, StepFailure } from "../steps/run";
 import { StepSpec } from "../steps/step";
+import { openStore } from "../store/open";
 import { parseArgs, UsageError } from "./args";
 
 export const stepHelp = `usage: antidote-images step < spec.json
@@ -12,7 +12,11 @@ goes to the store; on failure the message, the log's last lines and its path go 
 is 1.
 
 environment:
-  ANTIDOTE_STORE   artifact store directory (default ~/.cache/antidote-images)`;
+  ANTIDOTE_STORE          artifact store directory (default ~/.cache/antidote-images); with a shared store,
+                          its local cache
+  ANTIDOTE_SHARED_STORE   gs://bucket/prefix of a store shared between build hosts (see docs/scale-out.md)
+  STORAGE_EMULATOR_HOST   the bucket API's endpoint (default https://storage.googleapis.com)
+  GOOGLE_OAUTH_ACCESS_TOKEN  access token for the bucket`;
 
 export async function stepCommand(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, []);
@@ -36,7 +40,7 @@ export async function stepCommand(argv: string[]): Promise<number> {
   process.once("SIGINT", stop);
   try {
     const result = await runStep(spec, {
-      store: new LocalStore(),
+      store: openStore(),
       definitions: stepDefinitions,
       signal: controller.signal,
     });

@@ -90,12 +90,68 @@ export class LocalStore implements ArtifactStore {
     info: BuildInfo,
     build: (dir: string, log: string) => Promise<BuildOutput>,
   ): Promise<PutResult> {
+    return this.publish(key, info, async (tmp) => {
+      const log = this.logPath(key);
+      const startedAt = new Date().toISOString();
+      fs.writeFileSync(log, `# ${info.name} (${info.kind}) ${key}\n# started ${startedAt}\n`);
+      const out = await build(tmp, log);
+      if (!fs.existsSync(path.join(tmp, out.primary))) {
+        throw new Error(`${info.name}: the build did not produce its primary output '${out.primary}'`);
+      }
+      return {
+        format: 1,
+        key,
+        kind: info.kind,
+        name: info.name,
+        image: info.image,
+        inputs: info.inputs,
+        files: await digestTree(tmp),
+        primary: out.primary,
+        outputs: out.outputs ?? {},
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        log,
+      };
+    });
+  }
+
+  /**
+   * Stores an artifact built elsewhere (fetched from a shared store): `fill(dir)` writes its files, which must match
+   * `meta.files` exactly (names, sizes and sha256s), or nothing is stored.
+   */
+  async adopt(meta: ArtifactMeta, fill: (dir: string) => Promise<void>): Promise<Artifact> {
+    const { artifact } = await this.publish(meta.key, undefined, async (tmp) => {
+      await fill(tmp);
+      const got = await digestTree(tmp);
+      for (const name of new Set([...Object.keys(got), ...Object.keys(meta.files)])) {
+        const [want, have] = [meta.files[name], got[name]];
+        if (want?.sha256 !== have?.sha256 || want?.size !== have?.size) {
+          throw new Error(
+            `artifact ${meta.key}: file '${name}' should have sha256 ${want?.sha256 ?? "(no such file)"}, ` +
+              `got ${have?.sha256 ?? "(missing)"}`,
+          );
+        }
+      }
+      return meta;
+    });
+    return artifact;
+  }
+
+  /**
+   * Publishes `key` once: under its lock, `produce` fills a private directory and returns its record, which is written
+   * last before the directory is renamed into place. `info` (when given) is recorded as the step's latest build.
+   */
+  private async publish(
+    key: string,
+    info: BuildInfo | undefined,
+    produce: (tmp: string) => Promise<ArtifactMeta>,
+  ): Promise<PutResult> {
     const finished = await this.get(key);
     if (finished) return this.reuse(finished, info);
 
     const release = await acquireLock(path.join(this.location, "locks", `${key}.lock`), {
       onWait: (holder) =>
-        process.stderr.write(`${info.name}: waiting for ${holder}, which is building ${key}\n`),
+        process.stderr.write(`${info?.name ?? key}: waiting for ${holder}, which is building ${key}\n`),
     });
     try {
       const built = await this.get(key);
@@ -104,28 +160,8 @@ export class LocalStore implements ArtifactStore {
 
       const tmp = path.join(this.location, "tmp", tmpName(key));
       fs.mkdirSync(tmp);
-      const log = this.logPath(key);
-      const startedAt = new Date().toISOString();
       try {
-        fs.writeFileSync(log, `# ${info.name} (${info.kind}) ${key}\n# started ${startedAt}\n`);
-        const out = await build(tmp, log);
-        if (!fs.existsSync(path.join(tmp, out.primary))) {
-          throw new Error(`${info.name}: the build did not produce its primary output '${out.primary}'`);
-        }
-        const meta: ArtifactMeta = {
-          format: 1,
-          key,
-          kind: info.kind,
-          name: info.name,
-          image: info.image,
-          inputs: info.inputs,
-          files: await digestTree(tmp),
-          primary: out.primary,
-          outputs: out.outputs ?? {},
-          startedAt,
-          finishedAt: new Date().toISOString(),
-          log,
-        };
+        const meta = await produce(tmp);
         fs.writeFileSync(path.join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
         fs.renameSync(tmp, this.artifactDir(key));
       } catch (err) {
@@ -133,16 +169,17 @@ export class LocalStore implements ArtifactStore {
         throw err;
       }
       const artifact = await this.get(key);
-      if (!artifact) throw new Error(`${info.name}: artifact ${key} vanished right after it was stored`);
-      this.record(artifact, info);
+      if (!artifact)
+        throw new Error(`${info?.name ?? key}: artifact ${key} vanished right after it was stored`);
+      if (info) this.record(artifact, info);
       return { artifact, cached: false };
     } finally {
       release();
     }
   }
 
-  private reuse(artifact: Artifact, info: BuildInfo): PutResult {
-    this.record(artifact, info);
+  private reuse(artifact: Artifact, info: BuildInfo | undefined): PutResult {
+    if (info) this.record(artifact, info);
     return { artifact, cached: true };
   }
 

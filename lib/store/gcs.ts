@@ -1,0 +1,201 @@
+import { randomBytes } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { GcsClient, GcsClientOptions, GcsLocation } from "./gcs-client";
+import { assertKey, LocalStore } from "./local";
+import { Artifact, ArtifactMeta, ArtifactStore, BuildInfo, BuildOutput, PutResult, StepRef } from "./store";
+
+/** Blobs younger than this are never collected: a builder may be uploading them for an artifact not yet committed. */
+const GC_BLOB_MIN_AGE_MS = 3_600_000;
+
+export interface GcsStoreOptions extends GcsClientOptions {
+  /** Reports uploads and lost races. @default stderr */
+  progress?: (line: string) => void;
+}
+
+/**
+ * An artifact store shared between build hosts through a GCS bucket, with a local store as read-through cache:
+ *
+ *     <prefix>artifacts/<key>.json   an artifact's meta.json; its presence is the commit (created only if absent)
+ *     <prefix>files/<sha256>         file contents, by sha256 (shared between artifacts)
+ *     <prefix>logs/<key>.log         build logs
+ *     <prefix>tmp/<random>/…         uploads in flight; removed when done (a lifecycle rule removes a killed one's)
+ *
+ * A key is looked up in the cache, then in the bucket (fetched files are checked against their sha256), and built
+ * locally only when both miss. A finished build is uploaded under temporary names and committed with a copy that
+ * succeeds only if the key's object does not exist yet, so racing builders cannot corrupt a key and an interrupted
+ * upload never looks finished. Refs and blobs for `plan`/`diff` stay in the local cache.
+ */
+export class GcsStore implements ArtifactStore {
+  readonly location: string;
+  private readonly client: GcsClient;
+  private readonly prefix: string;
+  private readonly progress: (line: string) => void;
+
+  constructor(
+    where: GcsLocation,
+    readonly cache: LocalStore,
+    options: GcsStoreOptions = {},
+  ) {
+    this.location = `gs://${where.bucket}/${where.prefix}`;
+    this.client = new GcsClient(where.bucket, options);
+    this.prefix = where.prefix;
+    this.progress = options.progress ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  private metaName(key: string): string {
+    assertKey(key);
+    return `${this.prefix}artifacts/${key}.json`;
+  }
+
+  private fileName(sha256: string): string {
+    return `${this.prefix}files/${sha256}`;
+  }
+
+  logPath(key: string): string {
+    return this.cache.logPath(key);
+  }
+
+  cacheDir(name: string): string {
+    return this.cache.cacheDir(name);
+  }
+
+  async has(key: string): Promise<boolean> {
+    if (await this.cache.has(key)) return true;
+    return (await this.client.stat(this.metaName(key))) !== undefined;
+  }
+
+  /** The artifact from the cache, else fetched from the bucket into the cache (every file checked by sha256). */
+  async get(key: string): Promise<Artifact | undefined> {
+    const local = await this.cache.get(key);
+    if (local) return local;
+    const raw = await this.client.read(this.metaName(key));
+    if (!raw) return undefined;
+    const meta = JSON.parse(raw.toString("utf8")) as ArtifactMeta;
+    if (meta.key !== key || !meta.files[meta.primary]) return undefined;
+    const log = this.cache.logPath(key);
+    const builtLog = await this.client.read(`${this.prefix}logs/${key}.log`);
+    fs.writeFileSync(
+      log,
+      builtLog ?? `# ${meta.name} (${meta.kind}) ${key}: built elsewhere, no log uploaded\n`,
+    );
+    return this.cache.adopt({ ...meta, log }, async (dir) => {
+      for (const [name, digest] of Object.entries(meta.files)) {
+        const file = path.join(dir, name);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        const got = await this.client.download(this.fileName(digest.sha256), file);
+        if (got !== digest.sha256) {
+          throw new Error(
+            `${this.location}: ${this.fileName(digest.sha256)} (file '${name}' of ${key}) has sha256 ${got}: ` +
+              `the object is corrupt; delete it and the key's artifacts/${key}.json so the step builds again`,
+          );
+        }
+      }
+    });
+  }
+
+  /** Fetches or builds the artifact, then makes sure the bucket has it (a build whose upload failed is uploaded now). */
+  async put(
+    key: string,
+    info: BuildInfo,
+    build: (dir: string, log: string) => Promise<BuildOutput>,
+  ): Promise<PutResult> {
+    await this.get(key);
+    const result = await this.cache.put(key, info, build);
+    await this.upload(result.artifact);
+    return result;
+  }
+
+  /** Uploads a finished artifact and commits it, unless the bucket has the key already. */
+  private async upload(artifact: Artifact): Promise<void> {
+    const { key, meta } = artifact;
+    const metaName = this.metaName(key);
+    if (await this.client.stat(metaName)) return;
+    const tmp = `${this.prefix}tmp/${key.slice(0, 16)}-${randomBytes(8).toString("hex")}/`;
+    const temporaries: string[] = [];
+    const stage = async (name: string, content: Buffer | { file: string }): Promise<string> => {
+      const object = `${tmp}${name}`;
+      temporaries.push(object);
+      await this.client.upload(object, content);
+      return object;
+    };
+    try {
+      const digests = new Map(Object.entries(meta.files).map(([name, d]) => [d.sha256, name]));
+      for (const [sha256, name] of digests) {
+        if (await this.client.stat(this.fileName(sha256))) continue;
+        const staged = await stage(sha256, { file: path.join(artifact.dir, name) });
+        // Content-addressed: an object already there has these very bytes.
+        await this.client.copy(staged, this.fileName(sha256), { ifGenerationMatch: "0" });
+      }
+      if (fs.existsSync(meta.log))
+        await this.client.upload(`${this.prefix}logs/${key}.log`, { file: meta.log });
+      const staged = await stage("meta.json", Buffer.from(JSON.stringify(meta, null, 2) + "\n"));
+      const committed = await this.client.copy(staged, metaName, { ifGenerationMatch: "0" });
+      this.progress(
+        committed
+          ? `${meta.name}: uploaded ${key.slice(0, 12)} to ${this.location}`
+          : `${meta.name}: another builder stored ${key.slice(0, 12)} in ${this.location} first; keeping theirs there`,
+      );
+    } finally {
+      await Promise.all(temporaries.map((name) => this.client.remove(name).catch(() => false)));
+    }
+  }
+
+  readRef(name: string): Promise<StepRef | undefined> {
+    return this.cache.readRef(name);
+  }
+
+  listRefs(): Promise<StepRef[]> {
+    return this.cache.listRefs();
+  }
+
+  readBlob(sha256: string): Promise<Buffer | undefined> {
+    return this.cache.readBlob(sha256);
+  }
+
+  /**
+   * Removes from the bucket (and the local cache) every artifact not reachable from `keep` through parent keys, then
+   * the file objects no remaining artifact uses (except recent ones, which an upload in flight may be about to use).
+   */
+  async gc(
+    keep: Iterable<string>,
+    options: { dryRun?: boolean } = {},
+  ): Promise<{ removed: string[]; kept: string[] }> {
+    const records = await this.client.list(`${this.prefix}artifacts/`);
+    const metas = new Map<string, { meta: ArtifactMeta; generation: string }>();
+    for (const object of records) {
+      const key = object.name.slice(`${this.prefix}artifacts/`.length).replace(/\.json$/, "");
+      const raw = await this.client.read(object.name);
+      if (raw)
+        metas.set(key, {
+          meta: JSON.parse(raw.toString("utf8")) as ArtifactMeta,
+          generation: object.generation,
+        });
+    }
+    const reachable = new Set<string>();
+    const queue = [...keep];
+    while (queue.length > 0) {
+      const key = queue.pop() as string;
+      if (reachable.has(key)) continue;
+      reachable.add(key);
+      queue.push(...Object.values(metas.get(key)?.meta.inputs.parents ?? {}));
+    }
+    const removed = [...metas.keys()].filter((k) => !reachable.has(k)).sort();
+    const kept = [...metas.keys()].filter((k) => reachable.has(k)).sort();
+    await this.cache.gc(keep, options);
+    if (options.dryRun) return { removed, kept };
+    for (const key of removed) {
+      await this.client.remove(this.metaName(key), { ifGenerationMatch: metas.get(key)?.generation });
+      await this.client.remove(`${this.prefix}logs/${key}.log`);
+    }
+    const used = new Set(
+      kept.flatMap((k) => Object.values(metas.get(k)?.meta.files ?? {}).map((f) => f.sha256)),
+    );
+    for (const object of await this.client.list(`${this.prefix}files/`)) {
+      const sha256 = object.name.slice(`${this.prefix}files/`.length);
+      const age = Date.now() - Date.parse(object.timeCreated ?? "");
+      if (!used.has(sha256) && age > GC_BLOB_MIN_AGE_MS) await this.client.remove(object.name);
+    }
+    return { removed, kept };
+  }
+}
