@@ -1,4 +1,5 @@
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { Json } from "../keys";
 import { ImageMetadata } from "../metadata/schema";
@@ -42,7 +43,7 @@ export interface ContainerRecord extends DockerImageInfo {
  */
 export const containerStep: StepDefinition<ContainerStepArgs> = {
   kind: "container",
-  version: 1,
+  version: 2,
   parseArgs(raw: Json): ContainerStepArgs {
     const args = argsObject(raw);
     const { repository, metadata, untested, healthStartSeconds } = args;
@@ -91,7 +92,6 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
   const diskSha256 = disk.meta.files[diskFile].sha256;
   const dockerfile = containerDockerfile({
     base: base.ref,
-    diskFile,
     metadata: ctx.args.metadata,
     key: ctx.spec.key,
     diskSha256,
@@ -100,13 +100,7 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
   });
   fs.writeFileSync(path.join(ctx.out, "Dockerfile"), dockerfile);
   ctx.log.progress(`${ctx.spec.image}: docker build ${ref.slice(0, 40)}…`);
-  // The disk's artifact directory is the build context: nothing is copied before dockerd reads it. The legacy
-  // builder keeps the file's mtime in the layer, so a rebuild from the same artifact gives the same layer digest.
-  await ctx.log.exec(
-    "docker",
-    ["build", "--quiet", "--file", path.join(ctx.out, "Dockerfile"), "--tag", ref, disk.dir],
-    { env: { DOCKER_BUILDKIT: "0" }, capture: true },
-  );
+  await buildLabImage(ctx.log, path.join(ctx.out, "Dockerfile"), path.join(disk.dir, diskFile), ref);
   const image = await inspectImage(ref);
   if (!image) throw new Error(`dockerd does not show the image it just built as ${ref}`);
   const record = containerRecord(ref, base, image, diskSha256);
@@ -144,10 +138,11 @@ export async function ensureContainerImage(store: ArtifactStore, key: string): P
   const log = new StepLog(store.logPath(key), new AbortController().signal, () => {});
   log.progress(`${artifact.meta.image}: dockerd has no ${record.ref}: building it again from the store`);
   await ensureLauncherImage(launcher, store, log);
-  await log.exec(
-    "docker",
-    ["build", "--quiet", "--file", path.join(artifact.dir, "Dockerfile"), "--tag", record.ref, disk.dir],
-    { env: { DOCKER_BUILDKIT: "0" }, capture: true },
+  await buildLabImage(
+    log,
+    path.join(artifact.dir, "Dockerfile"),
+    path.join(disk.dir, disk.meta.primary),
+    record.ref,
   );
   const image = await inspectImage(record.ref);
   if (!image || image.layers.join() !== record.layers.join()) {
@@ -157,6 +152,33 @@ export async function ensureContainerImage(store: ArtifactStore, key: string): P
     );
   }
   return { ...record, id: image.id };
+}
+
+/** The time every entry of the disk layer carries (2000-01-01): the layer's digest then depends on the disk alone. */
+const DISK_LAYER_MTIME = 946684800;
+
+/**
+ * `docker build` with a context of just `disk/disk.qcow2`, copied (reflinked where the filesystem can) and dated
+ * {@link DISK_LAYER_MTIME}, directory included. The Dockerfile's `COPY . /` then writes a layer whose bytes are the
+ * same at every build: a `COPY file /disk/…` would date the `/disk` it creates with the build's own clock.
+ */
+async function buildLabImage(log: StepLog, dockerfile: string, diskPath: string, ref: string): Promise<void> {
+  const context = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-container-"));
+  try {
+    const inContext = path.join(context, CONTAINER_DISK_PATH);
+    fs.mkdirSync(path.dirname(inContext));
+    fs.copyFileSync(diskPath, inContext, fs.constants.COPYFILE_FICLONE);
+    fs.chmodSync(inContext, 0o644);
+    fs.chmodSync(path.dirname(inContext), 0o755);
+    for (const entry of [inContext, path.dirname(inContext)])
+      fs.utimesSync(entry, DISK_LAYER_MTIME, DISK_LAYER_MTIME);
+    await log.exec("docker", ["build", "--quiet", "--file", dockerfile, "--tag", ref, context], {
+      env: { DOCKER_BUILDKIT: "0" },
+      capture: true,
+    });
+  } finally {
+    fs.rmSync(context, { recursive: true, force: true });
+  }
 }
 
 function containerRecord(
@@ -180,8 +202,6 @@ export function sshPort(metadata: ImageMetadata): number | undefined {
 export interface DockerfileInputs {
   /** The launcher image reference. */
   base: string;
-  /** The disk's file name in the build context. */
-  diskFile: string;
   metadata: ImageMetadata;
   key: string;
   diskSha256: string;
@@ -227,7 +247,8 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
   ];
   return [
     `FROM ${inputs.base}`,
-    `COPY ${inputs.diskFile} ${CONTAINER_DISK_PATH}`,
+    // The context holds only disk/disk.qcow2 (see buildLabImage).
+    "COPY . /",
     `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(" \\\n      ")}`,
     `ENV ${env.map(([k, v]) => `${k}=${quote(v)}`).join(" \\\n    ")}`,
     `EXPOSE ${m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`).join(" ")}`,

@@ -190,7 +190,6 @@ describe("ContainerImage (Pulumi mocks)", () => {
 describe("lab image Dockerfile", () => {
   const dockerfile = containerDockerfile({
     base: "antidote-images/launcher:abc",
-    diskFile: "disk.qcow2",
     metadata,
     key: "f".repeat(64),
     diskSha256: "d".repeat(64),
@@ -203,7 +202,7 @@ describe("lab image Dockerfile", () => {
     assert.strictEqual(lines[0], "FROM antidote-images/launcher:abc");
     assert.deepStrictEqual(
       lines.filter((l) => /^(COPY|ADD|RUN)\b/.test(l)),
-      ["COPY disk.qcow2 /disk/disk.qcow2"],
+      ["COPY . /"],
     );
   });
 

@@ -1,0 +1,336 @@
+import * as assert from "assert";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { loadMetadata } from "../../lib/metadata/metadata";
+import { resourcePerformers } from "../../lib/runner/docker-resources";
+import { RunReport } from "../../lib/runner/local-runner";
+import { ContainerRecord } from "../../lib/steps/container";
+import { diskImportStep } from "../../lib/steps/disk-import";
+import { inspectImage } from "../../lib/steps/docker";
+import { runStep } from "../../lib/steps/run";
+import { StepResult } from "../../lib/steps/step";
+import { sshRun, SshTarget } from "../../lib/vm/ssh";
+import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
+import { bootTestSpec, debianBaseDisk, definitions, spec } from "../fixtures/disk";
+import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+
+const REGISTRY = "127.0.0.1:5000";
+const metadata = loadMetadata(path.join(PROJECT_ROOT, "images", "debian-base"));
+
+function sh(command: string, args: string[]): string {
+  return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
+
+function quietly(command: string, args: string[]): void {
+  spawnSync(command, args, { stdio: "ignore" });
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+describe("ContainerImage (real dockerd and registry)", function () {
+  const store = sharedTestStore();
+  let launcher: StepResult;
+  let container: StepResult;
+
+  before(async function () {
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-dockerd.sh")], { stdio: "inherit" });
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-registry.sh")], { stdio: "inherit" });
+    // The rootfs, kernel, disk and boot test the other integration tests built (or build them here, once).
+    const { disk } = await debianBaseDisk(store);
+    const bootTest = await runStep(bootTestSpec("debian-base", disk.key), {
+      store,
+      definitions,
+      root: PROJECT_ROOT,
+      progress: () => {},
+    });
+    launcher = await testLauncher(store);
+    container = await buildContainer(
+      store,
+      containerSpec("debian-base-container", "debian-base", metadata, {
+        disk: disk.key,
+        launcher: launcher.key,
+        bootTest: bootTest.key,
+      }),
+    );
+  });
+
+  it("builds a launcher base of at most 250 MB and the lab image as that layer plus the disk's", async () => {
+    const record = container.outputs as unknown as ContainerRecord;
+    const base = await inspectImage(String(launcher.outputs.ref));
+    assert.ok(base, "the launcher is in dockerd");
+    assert.ok(base.size <= 250e6, `launcher base is ${(base.size / 1e6).toFixed(1)} MB`);
+    assert.deepStrictEqual(record.layers.slice(0, base.layers.length), base.layers);
+    assert.strictEqual(record.ownLayers.length, 1);
+    const labels = JSON.parse(
+      sh("docker", ["image", "inspect", "-f", "{{json .Config.Labels}}", record.ref]),
+    );
+    assert.strictEqual(labels["org.opencontainers.image.title"], "debian-base");
+    assert.deepStrictEqual(JSON.parse(labels["dev.antidote.interfaces"]), metadata.interfaces);
+    assert.deepStrictEqual(JSON.parse(labels["dev.antidote.credentials"]), metadata.credentials);
+  });
+
+  describe("a running lab container", function () {
+    const tag = `ait${process.pid}`;
+    const name = `antidote-it-${process.pid}`;
+    const netns = `antidote-it-${process.pid}`;
+    const lesson = tempDir("lesson");
+    let target: SshTarget;
+
+    before(async function () {
+      fs.chmodSync(lesson, 0o755);
+      fs.writeFileSync(path.join(lesson, "hello.txt"), `lesson file ${process.pid}\n`);
+      fs.chmodSync(path.join(lesson, "hello.txt"), 0o644);
+      sh("docker", [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--cap-add",
+        "NET_ADMIN",
+        "--publish",
+        "127.0.0.1::22",
+        "--volume",
+        `${lesson}:/antidote:ro`,
+        "--env",
+        "ANTIDOTE_ACCEL=tcg",
+        String(container.outputs.ref),
+      ]);
+      // A lab's link: a veth pair from the test's namespace into the container, named eth1 there.
+      const pid = sh("docker", ["inspect", "-f", "{{.State.Pid}}", name]);
+      sh("ip", ["netns", "add", netns]);
+      sh("ip", ["link", "add", `${tag}a`, "type", "veth", "peer", "name", `${tag}b`]);
+      sh("ip", ["link", "set", `${tag}a`, "netns", netns]);
+      sh("ip", ["link", "set", `${tag}b`, "netns", pid]);
+      sh("nsenter", ["--net=/proc/" + pid + "/ns/net", "ip", "link", "set", `${tag}b`, "name", "eth1"]);
+      sh("ip", ["-n", netns, "addr", "add", "192.0.2.1/24", "dev", `${tag}a`]);
+      sh("ip", ["-n", netns, "link", "set", `${tag}a`, "up"]);
+      const port = Number(sh("docker", ["port", name, "22/tcp"]).split(":").pop());
+      target = { port, user: metadata.credentials.username, password: metadata.credentials.password };
+    });
+
+    after(function () {
+      quietly("docker", ["rm", "--force", name]);
+      quietly("ip", ["netns", "del", netns]);
+      fs.rmSync(lesson, { recursive: true, force: true });
+    });
+
+    it("becomes healthy once the VM accepts an SSH login", async function () {
+      const started = Date.now();
+      await waitFor("the container to be healthy", 900_000, () => {
+        const status = sh("docker", ["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", name]);
+        if (status.startsWith("exited"))
+          throw new Error(`the container exited:\n${sh("docker", ["logs", "--tail", "40", name])}`);
+        return status === "running healthy" ? true : undefined;
+      });
+      console.log(`      healthy after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      const login = await sshRun(target, "id -un && hostname", { timeoutMs: 60_000 });
+      assert.strictEqual(login.status, 0, login.stderr);
+      assert.match(login.stdout, new RegExp(`^${metadata.credentials.username}\\n`));
+    });
+
+    it("stitches eth1 to the VM's second NIC: the namespace pings an address set over SSH", async function () {
+      const configure = await sshRun(
+        target,
+        "sudo -n ip addr add 192.0.2.2/24 dev eth1 && sudo -n ip link set eth1 up",
+        { timeoutMs: 60_000 },
+      );
+      assert.strictEqual(configure.status, 0, configure.stderr);
+      const ping = spawnSync("ip", ["netns", "exec", netns, "ping", "-c", "3", "-W", "5", "192.0.2.2"], {
+        encoding: "utf8",
+      });
+      assert.strictEqual(ping.status, 0, `ping failed:\n${ping.stdout}${ping.stderr}`);
+    });
+
+    it("exports the lesson directory to the VM over virtio-9p (tag antidote), read-only", async function () {
+      const read = await sshRun(
+        target,
+        "sudo -n mkdir -p /mnt/lesson && sudo -n mount -t 9p -o trans=virtio,version=9p2000.L,ro antidote /mnt/lesson " +
+          "&& cat /mnt/lesson/hello.txt && ! touch /mnt/lesson/x 2>/dev/null",
+        { timeoutMs: 60_000 },
+      );
+      assert.strictEqual(read.status, 0, read.stderr);
+      assert.strictEqual(read.stdout, `lesson file ${process.pid}\n`);
+    });
+
+    it("powers the VM down on docker stop and exits within 30 s, the console in the container log", function () {
+      const started = Date.now();
+      sh("docker", ["stop", "--time", "30", name]);
+      const seconds = (Date.now() - started) / 1000;
+      assert.ok(seconds < 30, `docker stop took ${seconds.toFixed(1)} s`);
+      const logs = spawnSync("docker", ["logs", name], { encoding: "utf8" });
+      const output = logs.stdout + logs.stderr;
+      assert.match(output, /Linux version/, "the kernel's console messages are in the container log");
+      assert.match(output, /antidote-launch: stopped/);
+      assert.strictEqual(sh("docker", ["inspect", "-f", "{{.State.ExitCode}}", name]), "0");
+      console.log(`      docker stop: ${seconds.toFixed(1)} s`);
+    });
+  });
+
+  describe("publishing to the local registry", function () {
+    const pushed: string[] = [];
+    after(function () {
+      for (const ref of pushed) quietly("docker", ["image", "rm", ref]);
+    });
+
+    async function push(ref: string, repository: string, tagName: string): Promise<string> {
+      const targetImage = `${REGISTRY}/${repository}:${tagName}`;
+      await resourcePerformers["docker:index/tag:Tag"].perform({ sourceImage: ref, targetImage }, { store });
+      pushed.push(targetImage);
+      const state = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform(
+        { name: targetImage },
+        { store },
+      );
+      return String(state.sha256Digest);
+    }
+
+    function manifestLayers(repository: string, digest: string): string[] {
+      const manifest = JSON.parse(
+        sh("curl", [
+          "-fsS",
+          "-H",
+          "Accept: application/vnd.docker.distribution.manifest.v2+json",
+          `http://${REGISTRY}/v2/${repository}/manifests/${digest}`,
+        ]),
+      ) as { layers: { digest: string }[] };
+      return manifest.layers.map((l) => l.digest);
+    }
+
+    it("pushes a lab image and pulls it back by digest; a second image uploads only its own layer", async function () {
+      const record = container.outputs as unknown as ContainerRecord;
+      // As on a machine whose dockerd never built it: the push builds it again from the store first.
+      sh("docker", ["image", "rm", record.ref]);
+      const digest = await push(record.ref, "debian-base", container.key);
+      assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+      const byDigest = `${REGISTRY}/debian-base@${digest}`;
+      sh("docker", ["pull", "--quiet", byDigest]);
+      pushed.push(byDigest);
+      // Built again, it has the very layers the artifact recorded (its configuration, dated by the build, differs).
+      const rebuilt = await inspectImage(record.ref);
+      assert.deepStrictEqual(rebuilt?.layers, record.layers);
+      assert.strictEqual((await inspectImage(byDigest))?.id, rebuilt?.id);
+
+      // A second, untested image: a 1 MiB vendor disk on the same launcher.
+      const dir = tempDir("vendor-disk");
+      const raw = path.join(dir, "vendor.qcow2");
+      sh("qemu-img", ["create", "-q", "-f", "qcow2", raw, "1M"]);
+      const sha256 = sh("sha256sum", [raw]).split(" ")[0];
+      const disk = await runStep(spec("disk-import", "vendor", { source: raw, sha256, format: "qcow2" }), {
+        store,
+        definitions: { "disk-import": diskImportStep },
+        root: PROJECT_ROOT,
+        progress: () => {},
+      });
+      fs.rmSync(dir, { recursive: true, force: true });
+      const vendor = await buildContainer(
+        store,
+        containerSpec(
+          "vendor-container",
+          "vendor",
+          { ...metadata, name: "vendor" },
+          {
+            disk: disk.key,
+            launcher: launcher.key,
+          },
+        ),
+      );
+      const vendorRef = String(vendor.outputs.ref);
+      const vendorTarget = `${REGISTRY}/vendor:${vendor.key}`;
+      sh("docker", ["tag", vendorRef, vendorTarget]);
+      pushed.push(vendorTarget);
+      const output = sh("docker", ["push", vendorTarget]);
+      const lines = output.split("\n").filter((l) => /^[0-9a-f]{12}: /.test(l));
+      assert.deepStrictEqual(
+        lines.map((l) => l.replace(/^[0-9a-f]{12}: /, "")).sort(),
+        ["Mounted from debian-base", "Pushed"].sort(),
+        `only the disk layer is uploaded:\n${output}`,
+      );
+
+      const vendorDigest = /digest: (sha256:[0-9a-f]{64})/.exec(output)![1];
+      const [baseLayers, vendorLayers] = [
+        manifestLayers("debian-base", digest),
+        manifestLayers("vendor", vendorDigest),
+      ];
+      assert.strictEqual(baseLayers[0], vendorLayers[0], "both images start with the same launcher layer");
+      assert.notStrictEqual(baseLayers[1], vendorLayers[1]);
+      console.log(`      shared launcher layer ${baseLayers[0]}`);
+    });
+  });
+});
+
+describe("antidote-images up --stack local: build, tag and push a lab image", function () {
+  const root = tempDir("container-project");
+  after(function () {
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("pushes to the stack's registry and exports the reference by digest", async function () {
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-registry.sh")], { stdio: "inherit" });
+    for (const link of ["lib", "bin", "node_modules"])
+      fs.symlinkSync(path.join(PROJECT_ROOT, link), path.join(root, link));
+    for (const file of ["Pulumi.yaml", "index.ts", "tsconfig.json"])
+      fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+    // An untested vendor disk of 1 MiB: the image is about publishing, not booting.
+    const dir = path.join(root, "images", "tiny");
+    fs.mkdirSync(dir, { recursive: true });
+    sh("qemu-img", ["create", "-q", "-f", "qcow2", path.join(dir, "tiny.qcow2"), "1M"]);
+    const sha256 = sh("sha256sum", [path.join(dir, "tiny.qcow2")]).split(" ")[0];
+    fs.writeFileSync(
+      path.join(dir, "metadata.yaml"),
+      "name: tiny\ndescription: A 1 MiB vendor disk, published untested.\n",
+    );
+    fs.writeFileSync(
+      path.join(dir, "image.ts"),
+      [
+        'import * as path from "path";',
+        'import { ContainerImage, Qcow2Disk } from "../../lib";',
+        'export const disk = Qcow2Disk.import("tiny-disk", {',
+        `  source: path.join(__dirname, "tiny.qcow2"), sha256: "${sha256}", format: "qcow2", image: "tiny",`,
+        "});",
+        'export const container = new ContainerImage("tiny-container", { image: "tiny", disk, allowUntested: true });',
+        "",
+      ].join("\n"),
+    );
+    fs.mkdirSync(path.join(root, "stacks"));
+    fs.writeFileSync(
+      path.join(root, "stacks", "Pulumi.local.yaml"),
+      `config:\n  antidote-images:store: ${sharedTestStore().location}\n  antidote-images:registry: ${REGISTRY}\n`,
+    );
+    const env = { ...process.env };
+    delete env.ANTIDOTE_STORE;
+    const run = spawnSync(
+      process.execPath,
+      [path.join(root, "bin", "antidote-images.js"), "up", "--stack", "local", "--json"],
+      {
+        cwd: root,
+        env,
+        encoding: "utf8",
+        timeout: 1_500_000,
+      },
+    );
+    assert.strictEqual(run.status, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as RunReport;
+    const statuses = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
+    for (const name of [
+      "tiny-container-tag-key",
+      "tiny-container-push-key",
+      "tiny-container-tag-moving",
+      "tiny-container-push-moving",
+    ]) {
+      assert.strictEqual(statuses[name], "built", `${name}: ${JSON.stringify(statuses)}`);
+    }
+    const outputs = report.outputs as { images: { tiny: Record<string, { reference?: string }> } };
+    const reference = outputs.images.tiny["tiny-container"].reference;
+    assert.match(String(reference), /^127\.0\.0\.1:5000\/tiny@sha256:[0-9a-f]{64}$/);
+    sh("docker", ["pull", "--quiet", String(reference)]);
+    quietly("docker", ["image", "rm", String(reference), `${REGISTRY}/tiny:latest`]);
+  });
+});
