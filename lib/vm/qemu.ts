@@ -25,6 +25,18 @@ export interface VmConfig {
   firmware: Firmware;
   /** Writable copy of OVMF's variables, for `firmware: "uefi"`. */
   uefiVars?: string;
+  /** A lesson directory exported read-only over virtio-9p as the container does (LESSON_TAG). @default none */
+  lessonDir?: string;
+  /** The host name antidote-configure applies the section of (`hosts.NAME`), passed as the container does. */
+  lessonHost?: string;
+}
+
+/** The virtio-9p tag of the lesson directory; the guest's antidote-configure.service mounts it (docs/lessons.md). */
+export const LESSON_TAG = "antidote";
+
+/** SMBIOS system serial that names the lesson host to antidote-configure (as the launcher's `-smbios` does). */
+export function lessonHostSerial(host: string): string {
+  return `antidote-host:${host}`;
 }
 
 /** MAC address of NIC `index`: fixed, so checks (and lessons) can find each NIC by it. */
@@ -73,6 +85,15 @@ export function qemuArgs(vm: VmConfig): string[] {
       `if=pflash,format=raw,unit=1,file=${vm.uefiVars}`,
     );
   }
+  if (vm.lessonDir !== undefined) {
+    args.push(
+      "-fsdev",
+      `local,id=lesson,path=${vm.lessonDir},security_model=none,readonly=on`,
+      "-device",
+      `virtio-9p-pci,fsdev=lesson,mount_tag=${LESSON_TAG}`,
+    );
+  }
+  if (vm.lessonHost !== undefined) args.push("-smbios", `type=1,serial=${lessonHostSerial(vm.lessonHost)}`);
   for (let i = 0; i < vm.nics; i++) {
     // restrict=on: the guest reaches nothing outside (the lab rule); the host forward still works.
     const forward = i === 0 ? `,hostfwd=tcp:127.0.0.1:${vm.sshPort}-:22` : "";

@@ -63,6 +63,8 @@ describe("Rootfs arguments", () => {
       "rootfs/configure.sh",
       "rootfs/finalize.sh",
       "rootfs/user.sh",
+      "stage3/antidote-configure",
+      "stage3/antidote-configure.service",
     ]);
   });
 

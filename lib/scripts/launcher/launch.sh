@@ -14,6 +14,7 @@
 #   ANTIDOTE_INTERFACE_TIMEOUT  seconds to wait for eth1..ethN at start     60
 #   ANTIDOTE_SHUTDOWN_TIMEOUT   seconds the guest gets to power down        8
 #   ANTIDOTE_LESSON_DIR         directory exported to the VM (tag antidote) /antidote
+#   ANTIDOTE_LESSON_HOST        hosts.NAME section of lesson.json to apply  the container's host name
 #   ANTIDOTE_QMP_PORT           QEMU's control port, on 127.0.0.1 only      4444
 #   ANTIDOTE_QEMU_UID           user QEMU runs as                           65534 (nobody)
 set -euo pipefail
@@ -33,6 +34,7 @@ accel=${ANTIDOTE_ACCEL:-auto}
 interface_timeout=${ANTIDOTE_INTERFACE_TIMEOUT:-60}
 shutdown_timeout=${ANTIDOTE_SHUTDOWN_TIMEOUT:-8}
 lesson_dir=${ANTIDOTE_LESSON_DIR:-/antidote}
+lesson_host=${ANTIDOTE_LESSON_HOST:-${HOSTNAME:-}}
 qmp_port=${ANTIDOTE_QMP_PORT:-4444}
 qemu_uid=${ANTIDOTE_QEMU_UID:-65534}
 run=/run/antidote
@@ -128,6 +130,14 @@ qemu_args+=(
   -fsdev "local,id=lesson,path=$lesson_dir,security_model=none,readonly=on"
   -device "virtio-9p-pci,fsdev=lesson,mount_tag=antidote"
 )
+# The guest's antidote-configure.service mounts it at boot and applies lesson.json, its hosts.<name> section for the
+# name in the SMBIOS serial (docs/lessons.md); its report is on the console, that is in this container's log.
+if [[ $lesson_host =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]]; then
+  qemu_args+=(-smbios "type=1,serial=antidote-host:$lesson_host")
+elif [ -n "$lesson_host" ]; then
+  log "'$lesson_host' cannot name a lesson host: no hosts section applies"
+fi
+if [ -e "$lesson_dir/lesson.json" ]; then log "lesson configuration: $lesson_dir/lesson.json (host ${lesson_host:-none})"; fi
 
 # --- Accelerator: KVM only when it is there and a probe VM runs on it ------------------------------------------------
 # /dev/kvm can exist and still hang or crash guests (nested virtualization). The probe is SeaBIOS with a boot-menu

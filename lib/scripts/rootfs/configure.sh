@@ -71,3 +71,8 @@ RemainAfterExit=yes
 RequiredBy=ssh.service
 UNIT
 systemctl enable ssh-hostkeys.service
+
+# Stage 3: the lesson configuration tool and the unit that runs it at boot (docs/lessons.md).
+install -D -m 0755 /run/antidote/stage3/antidote-configure /usr/local/bin/antidote-configure
+install -D -m 0644 /run/antidote/stage3/antidote-configure.service /etc/systemd/system/antidote-configure.service
+systemctl enable antidote-configure.service

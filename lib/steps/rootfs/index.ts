@@ -26,10 +26,16 @@ const ZSTD = "zstd -T0 -3 --long=27 -q";
 /** Scripts the step runs, by input role: the component passes them as files, so editing one changes the key. */
 export const ROOTFS_SCRIPTS = ["chroot.sh", "configure.sh", "user.sh", "finalize.sh"] as const;
 
-/** Role → path of the step's own scripts, for the component's (and tests') `files`. */
+/** The stage-3 helpers every image carries (docs/lessons.md); configure.sh installs them from `stage3/`. */
+export const STAGE3_FILES = ["antidote-configure", "antidote-configure.service"] as const;
+
+/** Role → path of the step's own scripts and of the stage-3 helpers, for the component's (and tests') `files`. */
 export function rootfsScriptFiles(): Record<string, string> {
-  const dir = path.join(__dirname, "..", "..", "scripts", "rootfs");
-  return Object.fromEntries(ROOTFS_SCRIPTS.map((name) => [`rootfs/${name}`, path.join(dir, name)]));
+  const scripts = path.join(__dirname, "..", "..", "scripts");
+  return Object.fromEntries([
+    ...ROOTFS_SCRIPTS.map((name) => [`rootfs/${name}`, path.join(scripts, "rootfs", name)]),
+    ...STAGE3_FILES.map((name) => [`stage3/${name}`, path.join(scripts, "stage3", name)]),
+  ]);
 }
 
 /** `image.json`: what the disk, boot-test and container steps need to know about the image. */
@@ -210,6 +216,9 @@ interface StagedHook {
 function stageInputs(ctx: StepContext<RootfsStepArgs>, stage: string) {
   const { args } = ctx;
   for (const name of ROOTFS_SCRIPTS) fs.copyFileSync(input(ctx, `rootfs/${name}`), path.join(stage, name));
+  fs.mkdirSync(path.join(stage, "stage3"));
+  for (const name of STAGE3_FILES)
+    fs.copyFileSync(input(ctx, `stage3/${name}`), path.join(stage, "stage3", name));
   fs.writeFileSync(path.join(stage, "user.shadow"), `${args.user.name}:${args.user.passwordHash}\n`, {
     mode: 0o600,
   });

@@ -1,0 +1,216 @@
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { runStep } from "../../lib/steps/run";
+import { chooseAccelerator } from "../../lib/vm/accel";
+import { freePort, RunningVm, startVm } from "../../lib/vm/qemu";
+import { sshRun, SshTarget } from "../../lib/vm/ssh";
+import { definitions, spec, testKernel } from "../fixtures/disk";
+import { buildRootfs, debianBase } from "../fixtures/rootfs";
+import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+
+const FIXTURES = path.join(PROJECT_ROOT, "test/fixtures/lessons");
+
+/** The two-router lesson of docs/lessons.md; this VM is r1. */
+const LESSON = {
+  version: 1,
+  services: [{ name: "frr", watch: ["/etc/frr/frr.conf"] }],
+  hosts: {
+    r1: {
+      hostname: "r1",
+      interfaces: {
+        eth1: { addresses: ["10.0.12.1/24", "2001:db8:12::1/64"] },
+        eth2: { addresses: ["10.0.13.1/24"], mtu: 1400 },
+      },
+      files: [
+        { source: "r1/frr.conf", path: "/etc/frr/frr.conf", mode: "0640", owner: "frr", group: "frrvty" },
+      ],
+    },
+    r2: {
+      hostname: "r2",
+      interfaces: { eth1: { addresses: ["10.0.12.2/24", "2001:db8:12::2/64"] } },
+      files: [
+        { source: "r2/frr.conf", path: "/etc/frr/frr.conf", mode: "0640", owner: "frr", group: "frrvty" },
+      ],
+    },
+  },
+};
+
+/** Configurations that must fail before changing anything: each also asks for changes that are fine on their own. */
+const BAD: Record<string, { doc: object; entries: string[] }> = {
+  "unknown-interface.json": {
+    doc: {
+      hostname: "changed",
+      interfaces: { eth1: { addresses: ["10.0.99.1/24"] }, eth9: { addresses: ["10.9.0.1/24"] } },
+    },
+    entries: ["interfaces.eth9"],
+  },
+  "missing-source.json": {
+    doc: {
+      hostname: "changed",
+      files: [
+        { source: "r2/frr.conf", path: "/etc/frr/frr.conf" },
+        { source: "r3/frr.conf", path: "/etc/frr/daemons" },
+      ],
+    },
+    entries: ["files[1].source"],
+  },
+  "bad-address.json": {
+    doc: { hostname: "changed", interfaces: { eth1: { addresses: ["10.0.99.1/24", "10.0.12.300/24"] } } },
+    entries: ["interfaces.eth1.addresses[1]"],
+  },
+};
+
+interface Report {
+  result: string;
+  exitCode: number;
+  errors: { entry: string; message: string }[];
+  changes: { entry: string; change: string }[];
+  actions: { entry: string; change: string }[];
+}
+
+describe("lesson configuration in a booted frr VM (antidote-configure at boot, TCG unless KVM works)", function () {
+  const store = sharedTestStore();
+  const lesson = tempDir("lesson");
+  const work = tempDir("lesson-vm");
+  const consoleLog = path.join(work, "console.log");
+  let vm: RunningVm | undefined;
+  let target: SshTarget;
+
+  const ssh = async (command: string) => {
+    const r = await sshRun(target, command, { timeoutMs: 120_000 });
+    assert.notStrictEqual(r.status, null, `ssh '${command}' timed out`);
+    return r;
+  };
+  const state = async () =>
+    (
+      await ssh(
+        "hostname; ip -o addr show dev eth1; ip -o addr show dev eth2; cat /sys/class/net/eth2/mtu; " +
+          "sudo -n sha256sum /etc/frr/frr.conf; sudo -n stat -c '%a %U %G' /etc/frr/frr.conf /etc/frr/daemons",
+      )
+    ).stdout.replace(/valid_lft.*$/gm, "");
+
+  before(async function () {
+    fs.cpSync(path.join(FIXTURES, "r1"), path.join(lesson, "r1"), { recursive: true });
+    fs.cpSync(path.join(FIXTURES, "r2"), path.join(lesson, "r2"), { recursive: true });
+    fs.writeFileSync(path.join(lesson, "lesson.json"), JSON.stringify(LESSON, null, 2));
+    for (const [name, { doc }] of Object.entries(BAD))
+      fs.writeFileSync(path.join(lesson, name), JSON.stringify(doc));
+
+    // The frr image as images/frr/image.ts builds it, on the shared debian-base and test kernel.
+    const [base, kernel] = await Promise.all([debianBase(store), testKernel(store)]);
+    const rootfs = await buildRootfs(
+      store,
+      "frr",
+      {
+        packages: ["frr", "frr-pythontools"],
+        groups: ["frr", "frrvty"],
+        install: path.join(PROJECT_ROOT, "images/frr/install.sh"),
+      },
+      { base },
+    );
+    const disk = await runStep(spec("disk", "frr", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
+      store,
+      definitions,
+      root: PROJECT_ROOT,
+      progress: () => {},
+    });
+
+    const overlay = path.join(work, "overlay.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", disk.primary, "-F", "qcow2", overlay]);
+    const accel = await chooseAccelerator("auto", store.cacheDir("kvm-probe"));
+    target = { port: await freePort(), user: "antidote", password: "antidotepassword" };
+    vm = startVm(
+      {
+        disk: overlay,
+        memoryMiB: 512,
+        cpus: 1,
+        nics: 3,
+        sshPort: target.port,
+        console: consoleLog,
+        accelerator: accel.accelerator,
+        firmware: "bios",
+        lessonDir: lesson,
+        lessonHost: "r1",
+      },
+      path.join(work, "qemu.log"),
+    );
+    // The unit runs before sshd: a login means the configuration was applied (or failed).
+    const deadline = Date.now() + 600_000;
+    for (;;) {
+      if (vm.exitStatus)
+        throw new Error(`QEMU exited: ${fs.readFileSync(path.join(work, "qemu.log"), "utf8")}`);
+      if ((await sshRun(target, "true", { timeoutMs: 30_000 })).status === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no SSH login after 600 s; console:\n${fs.readFileSync(consoleLog, "utf8").slice(-3000)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  });
+
+  after(async () => {
+    await vm?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+    fs.rmSync(lesson, { recursive: true, force: true });
+  });
+
+  it("comes up configured for host r1: status file, unit active, the report on the console", async () => {
+    const status = await ssh("cat /run/antidote/configure.status; systemctl is-active antidote-configure");
+    assert.match(status.stdout, /^0 applied: \d+ changed, \d+ ok \(host r1\)\nactive\n$/, status.stdout);
+    assert.match(fs.readFileSync(consoleLog, "utf8"), /antidote-configure: applied: \d+ changed/);
+  });
+
+  it("set the host name, the addresses and the MTU", async () => {
+    const r = await ssh(
+      "hostname; cat /etc/hostname; grep 127.0.1.1 /etc/hosts; ip -o addr show; cat /sys/class/net/eth2/mtu",
+    );
+    const [hostname, etcHostname, hosts] = r.stdout.split("\n");
+    assert.deepStrictEqual([hostname, etcHostname, hosts], ["r1", "r1", "127.0.1.1\tr1"]);
+    assert.match(r.stdout, /eth1\s+inet 10\.0\.12\.1\/24/);
+    assert.match(r.stdout, /eth1\s+inet6 2001:db8:12::1\/64/);
+    assert.match(r.stdout, /eth2\s+inet 10\.0\.13\.1\/24/);
+    assert.match(r.stdout, /\n1400\n$/);
+  });
+
+  it("copied frr.conf with its mode and owner, and restarted frr, which runs it", async () => {
+    const r = await ssh("sudo -n cat /etc/frr/frr.conf; sudo -n stat -c '%a %U %G' /etc/frr/frr.conf");
+    assert.strictEqual(
+      r.stdout,
+      `${fs.readFileSync(path.join(FIXTURES, "r1/frr.conf"), "utf8")}640 frr frrvty\n`,
+    );
+    const log = await ssh("cat /var/log/antidote-configure.log");
+    assert.match(log.stdout, /changed: services\[0\]: frr\.service restarted \(\/etc\/frr\/frr\.conf\)/);
+    const running = await ssh("systemctl is-active frr && vtysh -c 'show running-config'");
+    assert.strictEqual(running.status, 0, running.stderr);
+    assert.match(running.stdout, /router ospf\n ospf router-id 1\.1\.1\.1/);
+  });
+
+  it("changes nothing when run again", async () => {
+    const before = await state();
+    const r = await ssh("sudo -n antidote-configure --json");
+    const report = JSON.parse(r.stdout) as Report;
+    assert.deepStrictEqual(
+      [r.status, report.result, report.changes, report.actions],
+      [0, "unchanged", [], []],
+    );
+    assert.strictEqual(await state(), before);
+  });
+
+  for (const [name, { entries }] of Object.entries(BAD)) {
+    it(`refuses ${name} with exit 2, naming ${entries.join(", ")}, and changes nothing`, async () => {
+      const before = await state();
+      const r = await ssh(`sudo -n antidote-configure --config /antidote/${name} --json`);
+      const report = JSON.parse(r.stdout) as Report;
+      assert.deepStrictEqual(
+        [r.status, report.result, report.errors.map((e) => e.entry)],
+        [2, "invalid", entries],
+        JSON.stringify(report.errors),
+      );
+      assert.deepStrictEqual(report.changes, []);
+      assert.strictEqual(await state(), before);
+    });
+  }
+});
