@@ -1,11 +1,14 @@
 import * as assert from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { loadMetadata } from "../../lib/metadata/metadata";
 import { runStep } from "../../lib/steps/run";
+import { StepResult } from "../../lib/steps/step";
 import { chooseAccelerator } from "../../lib/vm/accel";
 import { freePort, RunningVm, startVm } from "../../lib/vm/qemu";
 import { sshRun, SshTarget } from "../../lib/vm/ssh";
+import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
 import { definitions, spec, testKernel } from "../fixtures/disk";
 import { buildRootfs, debianBase } from "../fixtures/rootfs";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
@@ -62,6 +65,38 @@ const BAD: Record<string, { doc: object; entries: string[] }> = {
   },
 };
 
+/** The frr image's disk as images/frr/image.ts builds it, on the shared debian-base and test kernel. */
+async function frrDisk(store: ReturnType<typeof sharedTestStore>): Promise<StepResult> {
+  const [base, kernel] = await Promise.all([debianBase(store), testKernel(store)]);
+  const rootfs = await buildRootfs(
+    store,
+    "frr",
+    {
+      packages: ["frr", "frr-pythontools"],
+      groups: ["frr", "frrvty"],
+      install: path.join(PROJECT_ROOT, "images/frr/install.sh"),
+    },
+    { base },
+  );
+  return runStep(spec("disk", "frr", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
+    store,
+    definitions,
+    root: PROJECT_ROOT,
+    progress: () => {},
+  });
+}
+
+/** A lesson directory with the two-router lesson, readable by the container's unprivileged QEMU. */
+function lessonDir(extra: Record<string, object> = {}): string {
+  const dir = tempDir("lesson");
+  fs.chmodSync(dir, 0o755);
+  for (const r of ["r1", "r2"]) fs.cpSync(path.join(FIXTURES, r), path.join(dir, r), { recursive: true });
+  fs.writeFileSync(path.join(dir, "lesson.json"), JSON.stringify(LESSON, null, 2));
+  for (const [name, doc] of Object.entries(extra))
+    fs.writeFileSync(path.join(dir, name), JSON.stringify(doc));
+  return dir;
+}
+
 interface Report {
   result: string;
   exitCode: number;
@@ -72,7 +107,7 @@ interface Report {
 
 describe("lesson configuration in a booted frr VM (antidote-configure at boot, TCG unless KVM works)", function () {
   const store = sharedTestStore();
-  const lesson = tempDir("lesson");
+  const lesson = lessonDir(Object.fromEntries(Object.entries(BAD).map(([name, { doc }]) => [name, doc])));
   const work = tempDir("lesson-vm");
   const consoleLog = path.join(work, "console.log");
   let vm: RunningVm | undefined;
@@ -92,31 +127,7 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
     ).stdout.replace(/valid_lft.*$/gm, "");
 
   before(async function () {
-    fs.cpSync(path.join(FIXTURES, "r1"), path.join(lesson, "r1"), { recursive: true });
-    fs.cpSync(path.join(FIXTURES, "r2"), path.join(lesson, "r2"), { recursive: true });
-    fs.writeFileSync(path.join(lesson, "lesson.json"), JSON.stringify(LESSON, null, 2));
-    for (const [name, { doc }] of Object.entries(BAD))
-      fs.writeFileSync(path.join(lesson, name), JSON.stringify(doc));
-
-    // The frr image as images/frr/image.ts builds it, on the shared debian-base and test kernel.
-    const [base, kernel] = await Promise.all([debianBase(store), testKernel(store)]);
-    const rootfs = await buildRootfs(
-      store,
-      "frr",
-      {
-        packages: ["frr", "frr-pythontools"],
-        groups: ["frr", "frrvty"],
-        install: path.join(PROJECT_ROOT, "images/frr/install.sh"),
-      },
-      { base },
-    );
-    const disk = await runStep(spec("disk", "frr", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
-      store,
-      definitions,
-      root: PROJECT_ROOT,
-      progress: () => {},
-    });
-
+    const disk = await frrDisk(store);
     const overlay = path.join(work, "overlay.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", disk.primary, "-F", "qcow2", overlay]);
     const accel = await chooseAccelerator("auto", store.cacheDir("kvm-probe"));
@@ -213,4 +224,104 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
       assert.strictEqual(await state(), before);
     });
   }
+});
+
+function sh(command: string, args: string[]): string {
+  return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
+
+describe("lesson configuration in a running frr container (real dockerd, TCG)", function () {
+  const store = sharedTestStore();
+  const metadata = loadMetadata(path.join(PROJECT_ROOT, "images", "frr"));
+  const containers: string[] = [];
+  const dirs: string[] = [];
+  let ref: string;
+
+  /** Starts the frr lab image as container host `hostname` with `lesson` as its lesson directory. */
+  function start(hostname: string, lesson: string): string {
+    const name = `antidote-lesson-it-${hostname}-${process.pid}`;
+    containers.push(name);
+    dirs.push(lesson);
+    sh("docker", [
+      ...["run", "--detach", "--name", name, "--hostname", hostname, "--cap-add", "NET_ADMIN"],
+      ...["--publish", "127.0.0.1::22", "--volume", `${lesson}:/antidote:ro`],
+      // No lab links in this test: the VM's data NICs start unplugged at once.
+      ...["--env", "ANTIDOTE_ACCEL=tcg", "--env", "ANTIDOTE_INTERFACE_TIMEOUT=0", ref],
+    ]);
+    return name;
+  }
+
+  /**
+   * Waits for the health check's verdict: healthy, unhealthy, or a failed lesson configuration (reported at once,
+   * while Docker still counts the start period). Returns the status and the last health output.
+   */
+  async function verdict(name: string): Promise<{ status: string; output: string }> {
+    const deadline = Date.now() + 900_000;
+    for (;;) {
+      const inspect = JSON.parse(sh("docker", ["inspect", "-f", "{{json .State}}", name])) as {
+        Status: string;
+        Health?: { Status: string; Log: { Output: string }[] };
+      };
+      if (inspect.Status !== "running") {
+        throw new Error(
+          `the container is ${inspect.Status}:\n${sh("docker", ["logs", "--tail", "40", name])}`,
+        );
+      }
+      const status = inspect.Health?.Status ?? "";
+      const output = inspect.Health?.Log.at(-1)?.Output ?? "";
+      if (
+        status === "healthy" ||
+        status === "unhealthy" ||
+        output.startsWith("lesson configuration failed")
+      ) {
+        return { status, output };
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`no health verdict after 900 s:\n${sh("docker", ["logs", "--tail", "40", name])}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+    }
+  }
+
+  before(async function () {
+    execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-dockerd.sh")], { stdio: "inherit" });
+    const disk = await frrDisk(store);
+    const launcher = await testLauncher(store);
+    const container = await buildContainer(
+      store,
+      containerSpec("frr-lesson-container", "frr", metadata, { disk: disk.key, launcher: launcher.key }),
+    );
+    ref = String(container.outputs.ref);
+  });
+
+  after(function () {
+    for (const name of containers) spawnSync("docker", ["rm", "--force", name], { stdio: "ignore" });
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("comes up configured for its host name with no manual step: healthy, report in the container log", async function () {
+    const name = start("r2", lessonDir());
+    const health = await verdict(name);
+    assert.deepStrictEqual(health.status, "healthy", health.output);
+    assert.match(health.output, /lesson configuration: 0 applied: \d+ changed, \d+ ok \(host r2\)/);
+    const logs = spawnSync("docker", ["logs", name], { encoding: "utf8" });
+    assert.match(logs.stdout + logs.stderr, /antidote-configure: applied: \d+ changed, \d+ ok \(host r2\)/);
+    const port = Number(sh("docker", ["port", name, "22/tcp"]).split(":").pop());
+    const target = { port, user: metadata.credentials.username, password: metadata.credentials.password };
+    const r = await sshRun(target, "hostname; ip -o addr show dev eth1; sudo -n cat /etc/frr/frr.conf", {
+      timeoutMs: 60_000,
+    });
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^r2\n/);
+    assert.match(r.stdout, /eth1\s+inet 10\.0\.12\.2\/24/);
+    assert.ok(r.stdout.endsWith(fs.readFileSync(path.join(FIXTURES, "r2/frr.conf"), "utf8")), r.stdout);
+  });
+
+  it("is unhealthy, saying why, when the configuration is invalid", async function () {
+    const lesson = lessonDir();
+    fs.writeFileSync(path.join(lesson, "lesson.json"), JSON.stringify(BAD["unknown-interface.json"].doc));
+    const health = await verdict(start("r1", lesson));
+    assert.notStrictEqual(health.status, "healthy", health.output);
+    assert.match(health.output, /^lesson configuration failed: 2 invalid/);
+  });
 });
