@@ -19,8 +19,9 @@ packages=(
   qemu-system-x86 openssh-client sshpass procps
   # catalog page test
   chromium fonts-dejavu-core
-  # ContainerImage and the local registry (curl: the registry's readiness check and tests)
-  docker.io docker-registry iproute2 iptables curl
+  # ContainerImage and the local registry (curl: the registry's readiness check and tests; ping: across a stitched
+  # interface)
+  docker.io docker-registry iproute2 iptables curl iputils-ping
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -6,7 +6,8 @@ import { StepComponent } from "./step-command";
 
 /**
  * What the launch script runs, without recommends: QEMU for x86 (SeaBIOS comes with it), qemu-img for the overlay,
- * tini as PID 1, and sshpass + the SSH client for the health check's login. iproute2 (ip, tc) is in every Rootfs.
+ * tini as PID 1, sshpass + the SSH client for the health check's login, and socat to relay forwarded ports from the
+ * container's addresses to QEMU's loopback forwards. iproute2 (ip, tc) is in every Rootfs.
  */
 export const LAUNCHER_PACKAGES: readonly string[] = [
   "qemu-system-x86",
@@ -14,6 +15,7 @@ export const LAUNCHER_PACKAGES: readonly string[] = [
   "tini",
   "sshpass",
   "openssh-client",
+  "socat",
   // Satisfies init-system-helpers' "usrmerge | usr-is-merged" without usrmerge, which brings all of Perl.
   "usr-is-merged",
 ];

@@ -50,13 +50,33 @@ done
 rm -rf "$run"
 mkdir -p "$run"
 
-# --- NIC 0: user-mode networking, declared ports forwarded from every container address ---------------------------
+# --- NIC 0: user-mode networking, declared ports forwarded from 127.0.0.1 (and relayed, below) ----------------------
 forwards=""
+relays=()
 for spec in $ports; do
   [[ $spec =~ ^(tcp|udp):([0-9]+)$ ]] || die "ANTIDOTE_PORTS: '$spec' is not proto:port"
   [ "${BASH_REMATCH[2]}" != "$qmp_port" ] || die "port $qmp_port is forwarded; set ANTIDOTE_QMP_PORT to another"
-  forwards+=",hostfwd=${BASH_REMATCH[1]}::${BASH_REMATCH[2]}-:${BASH_REMATCH[2]}"
+  forwards+=",hostfwd=${BASH_REMATCH[1]}:127.0.0.1:${BASH_REMATCH[2]}-:${BASH_REMATCH[2]}"
+  relays+=("$spec")
 done
+
+# QEMU's user network shows the guest a loopback client as coming from its host (10.0.2.2); a client from anywhere
+# else (Docker's published ports, the lab's other containers) keeps its own address, and restrict=on drops the
+# guest's replies to it. So QEMU forwards from 127.0.0.1 only, and socat relays each port from the container's other
+# addresses (the stitched data interfaces have none by then).
+relay_ports() {
+  local address relay
+  ((${#relays[@]} > 0)) || return 0
+  for address in $(ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1); do
+    for relay in "${relays[@]}"; do
+      case $relay in
+        tcp:*) socat "TCP4-LISTEN:${relay#tcp:},bind=$address,fork,reuseaddr" "TCP4:127.0.0.1:${relay#tcp:}" & ;;
+        udp:*) socat "UDP4-RECVFROM:${relay#udp:},bind=$address,fork" "UDP4-SENDTO:127.0.0.1:${relay#udp:}" & ;;
+      esac
+    done
+    log "ports ${relays[*]} relayed from $address"
+  done
+}
 
 # MACs: 52:54:00 (QEMU's prefix), two bytes of this container's eth0 MAC so that VMs of one image wired to each other
 # differ, then the NIC index (the guest sees NICs in this order: PCI slots 0x10 + index, as in the boot test).
@@ -189,6 +209,7 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
   "${qemu_args[@]}" \
   </dev/null &
 qemu_pid=$!
+relay_ports
 
 # One QMP command: greeting, capabilities negotiation, the command. bash's /dev/tcp is enough for that.
 qmp() {
