@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import { BuildHost, parseBuildHosts } from "./remote/hosts";
+import { parseGsUrl } from "./store/gcs-client";
 
 /** The Pulumi configuration namespace of this project. */
 export const CONFIG_NAMESPACE = "antidote-images";
@@ -13,9 +15,29 @@ export interface ProjectSettings {
    * @default `$ANTIDOTE_STORE`, else `~/.cache/antidote-images`
    */
   store?: string;
+  /** Machines steps run on over SSH, instead of this one (docs/scale-out.md). @default [] */
+  buildHosts: BuildHost[];
+  /**
+   * Private key for the build hosts: the secret `antidote-images:buildHostKey`, else `$ANTIDOTE_BUILD_HOST_KEY`.
+   * @default none (required when there are build hosts)
+   */
+  buildHostKey?: pulumi.Output<string>;
+  /** `gs://bucket/prefix` of the artifact store shared between build hosts. @default none: local stores only */
+  sharedStore?: string;
 }
 
 export function projectSettings(): ProjectSettings {
   const config = new pulumi.Config(CONFIG_NAMESPACE);
-  return { store: config.get("store") };
+  const buildHosts = parseBuildHosts(config.getObject("buildHosts"));
+  const envKey = process.env.ANTIDOTE_BUILD_HOST_KEY;
+  const buildHostKey = config.getSecret("buildHostKey") ?? (envKey ? pulumi.secret(envKey) : undefined);
+  if (buildHosts.length > 0 && !buildHostKey) {
+    throw new Error(
+      `buildHostKey: expected the build hosts' private key (pulumi config set --secret ${CONFIG_NAMESPACE}:buildHostKey, ` +
+        `or $ANTIDOTE_BUILD_HOST_KEY), got nothing`,
+    );
+  }
+  const sharedStore = config.get("sharedStore");
+  if (sharedStore !== undefined) parseGsUrl(sharedStore);
+  return { store: config.get("store"), buildHosts, buildHostKey, sharedStore };
 }

@@ -22,6 +22,8 @@ packages=(
   # ContainerImage and the local registry (curl: the registry's readiness check and tests; ping: across a stitched
   # interface)
   docker.io docker-registry iproute2 iptables curl iputils-ping
+  # remote build hosts test (two sshd on loopback)
+  openssh-server
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { projectSettings } from "../config";
 import { Json, stepKey } from "../keys";
+import { assignHost, remoteStepCommand } from "../remote/hosts";
 import { StepArgsError, StepDefinition, StepResult, StepSpec } from "../steps/step";
 
 /** The `antidote-images` command, relative to the project directory so state does not name the checkout's path. */
@@ -14,15 +15,18 @@ export interface BuiltStep {
   readonly stepName: string;
   /** Input-addressed key, known while the program runs (also in `pulumi preview`). */
   readonly key: string;
-  /** The command resource that builds it; later steps depend on it. */
-  readonly command: command.local.Command;
+  /** The command resource that builds it (on this machine, or on its build host); later steps depend on it. */
+  readonly command: StepCommandResource;
   /** The step's result once built. */
   readonly result: pulumi.Output<StepResult>;
 }
 
+/** The resource that runs a step: a local command, or a remote one when the stack has build hosts. */
+export type StepCommandResource = command.local.Command | command.remote.Command;
+
 export interface StepCommandArgs {
-  /** The step's definition: its kind, version and argument check. */
-  step: Pick<StepDefinition<unknown>, "kind" | "version" | "parseArgs">;
+  /** The step's definition: its kind, version, argument check and the host capabilities it needs. */
+  step: Pick<StepDefinition<unknown>, "kind" | "version" | "parseArgs" | "needs">;
   /** Image the step belongs to. */
   image: string;
   /** Normalized step arguments; they are part of the key. */
@@ -63,19 +67,50 @@ export function stepCommand(parent: pulumi.Resource, name: string, args: StepCom
     parents,
     key,
   };
-  const store = projectSettings().store;
-  const cmd = new command.local.Command(
-    `${name}-build`,
-    {
-      create: `node ${CLI} step`,
-      stdin: JSON.stringify(spec),
-      triggers: [key],
-      environment: store ? { ANTIDOTE_STORE: store } : undefined,
-      logging: "stderr",
-      addPreviousOutputInEnv: false,
-    },
-    { parent, dependsOn: Object.values(args.parents ?? {}).map((p) => p.command) },
-  );
+  const settings = projectSettings();
+  const common = {
+    stdin: JSON.stringify(spec),
+    triggers: [key],
+    logging: "stderr" as const,
+    addPreviousOutputInEnv: false,
+  };
+  const options = { parent, dependsOn: Object.values(args.parents ?? {}).map((p) => p.command) };
+  let cmd: StepCommandResource;
+  if (settings.buildHosts.length > 0) {
+    const host = assignHost(key, settings.buildHosts, args.step.needs ?? [], `${args.image}: ${name}`);
+    cmd = new command.remote.Command(
+      `${name}-build`,
+      {
+        ...common,
+        connection: {
+          host: host.host,
+          port: host.port,
+          user: host.user,
+          privateKey: settings.buildHostKey,
+          hostKey: host.hostKey,
+          perDialTimeout: host.dialTimeout,
+          // One attempt: an unreachable host fails its steps within the dial timeout, naming the host.
+          dialErrorLimit: 1,
+        },
+        create: remoteStepCommand(host, settings.sharedStore),
+      },
+      options,
+    );
+  } else {
+    const environment = {
+      ...(settings.store ? { ANTIDOTE_STORE: settings.store } : {}),
+      ...(settings.sharedStore ? { ANTIDOTE_SHARED_STORE: settings.sharedStore } : {}),
+    };
+    cmd = new command.local.Command(
+      `${name}-build`,
+      {
+        ...common,
+        create: `node ${CLI} step`,
+        environment: Object.keys(environment).length > 0 ? environment : undefined,
+      },
+      options,
+    );
+  }
   const result = cmd.stdout.apply((stdout) => parseStepResult(stdout, name));
   return { stepName: name, key, command: cmd, result };
 }
@@ -84,7 +119,7 @@ export function stepCommand(parent: pulumi.Resource, name: string, args: StepCom
 export abstract class StepComponent extends pulumi.ComponentResource implements BuiltStep {
   stepName!: string;
   key!: string;
-  command!: command.local.Command;
+  command!: StepCommandResource;
   result!: pulumi.Output<StepResult>;
 
   /** Creates the step's command as a child named `${name}-build` and registers the component's outputs. */

@@ -1,7 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { CONFIG_NAMESPACE } from "../config";
+import { BuildHost, parseBuildHosts } from "../remote/hosts";
 import { diffSummaries, InputChange, summarizeInputs } from "../keys";
 import { killGroup } from "../steps/log";
 import { ResourcePerformer, resourcePerformers } from "./docker-resources";
@@ -9,6 +12,7 @@ import { stepDefinitions } from "../steps/registry";
 import { StepResult, StepSpec } from "../steps/step";
 import { defaultStoreDir, LocalStore } from "../store/local";
 import { Semaphore } from "./semaphore";
+import { describeConnection, RemoteConnection, sshArgv } from "./ssh";
 import { loadStack, stackStore } from "./stack";
 
 /** Where a step stands in a run. */
@@ -82,6 +86,23 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   const failedKeys = new Set<string>();
   const unsupported: string[] = [];
   const semaphore = new Semaphore(options.jobs ?? 2);
+  const buildHosts = parseBuildHosts(parseJson(stack.config[`${CONFIG_NAMESPACE}:buildHosts`]));
+  /** Per build host (by connection): its configured name and a semaphore of its capacity. */
+  const hostSlots = new Map<string, { host: BuildHost | undefined; semaphore: Semaphore }>();
+  const slotsOf = (connection: RemoteConnection) => {
+    const id = describeConnection(connection);
+    let slots = hostSlots.get(id);
+    if (!slots) {
+      const host = buildHosts.find(
+        (h) => h.host === connection.host && h.port === (connection.port ?? 22) && h.user === connection.user,
+      );
+      slots = { host, semaphore: new Semaphore(host?.capacity ?? 1) };
+      hostSlots.set(id, slots);
+    }
+    return slots;
+  };
+  // Key and known-hosts files for ssh, private to this run.
+  const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-ssh-"));
   const running = new Set<number>();
   options.signal?.addEventListener("abort", () => running.forEach((pgid) => killGroup(pgid, "SIGTERM")));
   const emit = (event: RunEvent) => options.onEvent?.(event);
@@ -115,7 +136,8 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       return UNKNOWN;
     }
     emit({ type: "step", record });
-    return semaphore.run(async () => {
+    const slots = inputs.connection ? slotsOf(inputs.connection) : undefined;
+    return (slots?.semaphore ?? semaphore).run(async () => {
       if (options.signal?.aborted) {
         failedKeys.add(spec.key);
         update(record, { status: "skipped", error: "the run was stopped" });
@@ -123,17 +145,22 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       }
       const begun = Date.now();
       update(record, { status: "building" });
-      const outcome = await runCommand(inputs, options.root, running, (line) => {
+      const outcome = await runCommand(inputs, options.root, secrets, running, (line) => {
         emit({ type: "progress", record, line });
       });
       const elapsedMs = Date.now() - begun;
       if (outcome.code !== 0) {
         failedKeys.add(spec.key);
-        update(record, {
-          status: "failed",
-          elapsedMs,
-          error: outcome.stderr.trim() || `exit status ${outcome.code}`,
-        });
+        let error = outcome.stderr.trim() || `exit status ${outcome.code}`;
+        if (inputs.connection) {
+          const host = `build host ${slots?.host?.name ?? "?"} (${describeConnection(inputs.connection)})`;
+          // ssh itself exits 255 (the step command never does): the host could not be reached or refused us.
+          error =
+            outcome.code === 255
+              ? `${host} is unreachable or refused the connection: ${error}`
+              : `on ${host}: ${error}`;
+        }
+        update(record, { status: "failed", elapsedMs, error });
         return UNKNOWN;
       }
       if (!isStep) {
@@ -191,6 +218,11 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   };
 
   const planStep = async (spec: StepSpec, inputs: CommandInputs, record: StepRecord): Promise<string> => {
+    if (inputs.connection) {
+      const reason = `runs on build host ${slotsOf(inputs.connection).host?.name ?? describeConnection(inputs.connection)}, whose store plan does not read`;
+      update(record, { status: "would-build", reason, files: spec.files });
+      return UNKNOWN;
+    }
     const store = new LocalStore(storeDirFor(inputs, options.root));
     if (await store.has(spec.key)) {
       update(record, { status: "cached" });
@@ -245,13 +277,13 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   ): Promise<{ id: string | undefined; state: Record<string, unknown> }> {
     if (!resource.custom) return { id: undefined, state: {} };
     if (resource.type.startsWith("pulumi:providers:")) return { id: resource.name, state: resource.inputs };
-    if (resource.type === "command:local:Command") {
-      const inputs = resource.inputs as CommandInputs;
+    if (resource.type === "command:local:Command" || resource.type === "command:remote:Command") {
+      const inputs = revealSecrets(resource.inputs) as CommandInputs;
       const spec = parseSpec(inputs.stdin);
       const stdout = spec
         ? await perform(spec, inputs, true)
         : await perform(plainCommandSpec(resource.name), inputs, false);
-      return { id: resource.name, state: { ...inputs, stdout, stderr: "" } };
+      return { id: resource.name, state: { ...resource.inputs, stdout, stderr: "" } };
     }
     const performer = resourcePerformers[resource.type];
     if (performer) {
@@ -286,6 +318,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     setImmediate(() => process.off("unhandledRejection", onRejection));
   }
   while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+  fs.rmSync(secrets, { recursive: true, force: true });
   if (programErrors.length > 0) throw new ProgramError(programErrors[0]);
   return {
     stack: stack.stack,
@@ -304,9 +337,10 @@ export class ProgramError extends Error {
   }
 }
 
-/** The inputs of a `command:local:Command` that the runner uses. */
+/** The inputs of a `command:local:Command` (or `command:remote:Command`, which has a connection) the runner uses. */
 interface CommandInputs {
   create?: string;
+  connection?: RemoteConnection;
   stdin?: string;
   dir?: string;
   environment?: Record<string, string>;
@@ -319,6 +353,21 @@ function isUnknownInput(value: unknown): boolean {
   if (Array.isArray(value)) return value.some(isUnknownInput);
   if (value !== null && typeof value === "object") return Object.values(value).some(isUnknownInput);
   return false;
+}
+
+/** The inputs with Pulumi's secret wrappers (the remote connection's key) replaced by their values. */
+function revealSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(revealSecrets);
+  if (value === null || typeof value !== "object") return value;
+  const record = value as Record<string, unknown>;
+  if (record[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig)
+    return revealSecrets(record.value);
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, revealSecrets(v)]));
+}
+
+/** A structured config value (stored as JSON), or undefined when unset. */
+function parseJson(value: string | undefined): unknown {
+  return value === undefined ? undefined : (JSON.parse(value) as unknown);
 }
 
 function parseSpec(stdin: string | undefined): StepSpec | undefined {
@@ -355,17 +404,24 @@ interface CommandOutcome {
   stderr: string;
 }
 
-/** Runs a command resource's `create` as the command provider does: through its interpreter, in `dir`. */
+/**
+ * Runs a command resource's `create` as the command provider does: a local one through its interpreter, in `dir`; a
+ * remote one over SSH on its connection's host (key and known-hosts files go to `secrets`).
+ */
 function runCommand(
   inputs: CommandInputs,
   root: string,
+  secrets: string,
   running: Set<number>,
   onStderrLine: (line: string) => void,
 ): Promise<CommandOutcome> {
   const interpreter =
     inputs.interpreter && inputs.interpreter.length > 0 ? inputs.interpreter : ["/bin/sh", "-c"];
+  const argv = inputs.connection
+    ? sshArgv(inputs.connection, inputs.create ?? "true", secrets)
+    : [...interpreter, inputs.create ?? "true"];
   return new Promise((resolve) => {
-    const child = spawn(interpreter[0], [...interpreter.slice(1), inputs.create ?? "true"], {
+    const child = spawn(argv[0], argv.slice(1), {
       cwd: inputs.dir ? path.resolve(root, inputs.dir) : root,
       env: { ...process.env, ...inputs.environment },
       stdio: ["pipe", "pipe", "pipe"],
@@ -390,7 +446,7 @@ function runCommand(
       resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr });
     };
     child.on("error", (err) => {
-      stderr += `could not start ${interpreter[0]}: ${err.message}\n`;
+      stderr += `could not start ${argv[0]}: ${err.message}\n`;
       finish(127);
     });
     child.on("close", (code, signal) => finish(code ?? (signal ? 128 : 1)));

@@ -101,6 +101,7 @@ function optionalName(args: Record<string, Json>, field: string, pattern: RegExp
 export const bootTestStep: StepDefinition<BootTestArgs> = {
   kind: "boot-test",
   version: 1,
+  needs: ["kvm"],
   parseArgs(raw: Json): BootTestArgs {
     const args = argsObject(raw);
     const services = args.services ?? [];

@@ -65,6 +65,8 @@ export interface StepDefinition<A = unknown> {
   kind: string;
   /** Bump when the implementation changes what it produces: every artifact of this kind rebuilds. */
   version: number;
+  /** Build host capabilities the step needs, such as `kvm` (see docs/scale-out.md). @default [] */
+  needs?: readonly string[];
   /** Checks and normalizes arguments; throws {@link StepArgsError} naming the field. */
   parseArgs(args: Json): A;
   /** Builds the artifact into `ctx.out`. Must clean up everything it holds (mounts, processes) on every path. */
