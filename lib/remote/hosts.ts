@@ -67,11 +67,11 @@ export function parseBuildHosts(raw: unknown): BuildHost[] {
       fail("capabilities", "a list of names such as [kvm]", capabilities);
     }
     const dir = e.dir ?? "/opt/antidote-images";
-    if (typeof dir !== "string" || !dir.startsWith("/") || /['\n]/.test(dir))
+    if (typeof dir !== "string" || !dir.startsWith("/") || /\n/.test(dir))
       fail("dir", "an absolute path", dir);
     if (
       e.store !== undefined &&
-      (typeof e.store !== "string" || !e.store.startsWith("/") || /['\n]/.test(e.store))
+      (typeof e.store !== "string" || !e.store.startsWith("/") || /\n/.test(e.store))
     ) {
       fail("store", "an absolute path", e.store);
     }
