@@ -194,7 +194,10 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
     );
     const log = await ssh("cat /var/log/antidote-configure.log");
     assert.match(log.stdout, /changed: services\[0\]: frr\.service restarted \(\/etc\/frr\/frr\.conf\)/);
-    const running = await ssh("systemctl is-active frr && vtysh -c 'show running-config'");
+    const running = await ssh(
+      // ospfd may still be reading its configuration just after the restart (slow under a loaded TCG host).
+      "systemctl is-active frr && for i in $(seq 30); do vtysh -c 'show running-config' | grep -q '^router ospf' && break; sleep 2; done; vtysh -c 'show running-config'",
+    );
     assert.strictEqual(running.status, 0, running.stderr);
     assert.match(running.stdout, /router ospf\n ospf router-id 1\.1\.1\.1/);
   });
