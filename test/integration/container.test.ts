@@ -248,9 +248,11 @@ describe("ContainerImage (real dockerd and registry)", function () {
       sh("docker", ["tag", vendorRef, vendorTarget]);
       pushed.push(vendorTarget);
       const output = sh("docker", ["push", vendorTarget]);
-      const lines = output.split("\n").filter((l) => /^[0-9a-f]{12}: /.test(l));
+      // Each layer's last line is its outcome ("Preparing", "Waiting"… come before it).
+      const outcomes = new Map<string, string>();
+      for (const match of output.matchAll(/^([0-9a-f]{12}): (.*)$/gm)) outcomes.set(match[1], match[2]);
       assert.deepStrictEqual(
-        lines.map((l) => l.replace(/^[0-9a-f]{12}: /, "")).sort(),
+        [...outcomes.values()].sort(),
         ["Mounted from debian-base", "Pushed"].sort(),
         `only the disk layer is uploaded:\n${output}`,
       );
