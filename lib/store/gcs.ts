@@ -3,7 +3,16 @@ import * as fs from "fs";
 import * as path from "path";
 import { GcsClient, GcsClientOptions, GcsLocation } from "./gcs-client";
 import { assertKey, LocalStore } from "./local";
-import { Artifact, ArtifactMeta, ArtifactStore, BuildInfo, BuildOutput, PutResult, StepRef } from "./store";
+import {
+  Artifact,
+  ArtifactMeta,
+  ArtifactStore,
+  BuildInfo,
+  BuildOutput,
+  PutResult,
+  reachableKeys,
+  StepRef,
+} from "./store";
 
 /** Blobs younger than this are never collected: a builder may be uploading them for an artifact not yet committed. */
 const GC_BLOB_MIN_AGE_MS = 3_600_000;
@@ -172,14 +181,7 @@ export class GcsStore implements ArtifactStore {
           generation: object.generation,
         });
     }
-    const reachable = new Set<string>();
-    const queue = [...keep];
-    while (queue.length > 0) {
-      const key = queue.pop() as string;
-      if (reachable.has(key)) continue;
-      reachable.add(key);
-      queue.push(...Object.values(metas.get(key)?.meta.inputs.parents ?? {}));
-    }
+    const reachable = await reachableKeys(keep, async (key) => metas.get(key)?.meta.inputs.parents);
     const removed = [...metas.keys()].filter((k) => !reachable.has(k)).sort();
     const kept = [...metas.keys()].filter((k) => reachable.has(k)).sort();
     await this.cache.gc(keep, options);

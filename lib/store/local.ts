@@ -12,6 +12,7 @@ import {
   BuildOutput,
   FileDigest,
   PutResult,
+  reachableKeys,
   StepRef,
 } from "./store";
 
@@ -249,15 +250,7 @@ export class LocalStore implements ArtifactStore {
     keep: Iterable<string>,
     options: { dryRun?: boolean } = {},
   ): Promise<{ removed: string[]; kept: string[] }> {
-    const reachable = new Set<string>();
-    const queue = [...keep];
-    while (queue.length > 0) {
-      const key = queue.pop() as string;
-      if (reachable.has(key)) continue;
-      reachable.add(key);
-      const artifact = await this.get(key);
-      if (artifact) queue.push(...Object.values(artifact.meta.inputs.parents));
-    }
+    const reachable = await reachableKeys(keep, async (key) => (await this.get(key))?.meta.inputs.parents);
     const removed: string[] = [];
     const kept: string[] = [];
     for (const key of fs.readdirSync(path.join(this.location, "artifacts")).sort()) {

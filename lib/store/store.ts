@@ -93,3 +93,19 @@ export interface ArtifactStore {
   /** Removes every artifact not reachable (through parent keys) from `keep`; `dryRun` only lists them. */
   gc(keep: Iterable<string>, options?: { dryRun?: boolean }): Promise<{ removed: string[]; kept: string[] }>;
 }
+
+/** The keys `keep` reaches through the artifacts' parents: what a gc keeps. */
+export async function reachableKeys(
+  keep: Iterable<string>,
+  parentsOf: (key: string) => Promise<Record<string, string> | undefined>,
+): Promise<Set<string>> {
+  const reachable = new Set<string>();
+  const queue = [...keep];
+  while (queue.length > 0) {
+    const key = queue.pop() as string;
+    if (reachable.has(key)) continue;
+    reachable.add(key);
+    queue.push(...Object.values((await parentsOf(key)) ?? {}));
+  }
+  return reachable;
+}
