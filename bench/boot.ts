@@ -12,6 +12,7 @@ import { runStep } from "../lib/steps/run";
 import { kvmVerdict } from "../lib/vm/accel";
 import { bootTestSpec, debianBaseDisk, definitions } from "../test/fixtures/disk";
 import { sharedTestStore, tempDir } from "../test/helpers";
+import { interrupted } from "./interrupt";
 
 const RUNS = 3;
 
@@ -36,6 +37,7 @@ async function main() {
       const result = await runStep(bootTestSpec("debian-base", disk.key, { accelerator }, test), {
         store,
         definitions,
+        signal: interrupted,
         progress: () => {},
       });
       const report = JSON.parse(fs.readFileSync(result.primary, "utf8")) as BootTestReport;

@@ -22,6 +22,7 @@ import { buildContainer, containerSpec, testLauncher } from "../test/fixtures/co
 import { bootTestSpec, debianBaseDisk, definitions } from "../test/fixtures/disk";
 import { PROJECT_ROOT, sharedTestStore } from "../test/helpers";
 import { ensureLauncherImage } from "../lib/steps/launcher";
+import { interrupted } from "./interrupt";
 
 const MB = 1e6;
 
@@ -44,6 +45,7 @@ async function main() {
     store: shared,
     definitions,
     root: PROJECT_ROOT,
+    signal: interrupted,
     progress: () => {},
   });
   const launcher = await testLauncher(shared);
@@ -74,7 +76,7 @@ async function main() {
     const base = launcher.outputs as unknown as LauncherRecord;
     execFileSync("docker", ["image", "rm", base.ref], { stdio: "ignore" });
     started = Date.now();
-    const log = new StepLog(path.join(root, "reimport.log"), new AbortController().signal, () => {});
+    const log = new StepLog(path.join(root, "reimport.log"), interrupted, () => {});
     await ensureLauncherImage((await store.get(launcher.key))!, shared, log);
     const reimportSeconds = (Date.now() - started) / 1000;
 

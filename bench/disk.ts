@@ -14,6 +14,7 @@ import { runStep } from "../lib/steps/run";
 import { debianBase } from "../test/fixtures/rootfs";
 import { definitions, spec, testKernel } from "../test/fixtures/disk";
 import { sharedTestStore, tempDir } from "../test/helpers";
+import { interrupted } from "./interrupt";
 
 const RUNS = 3;
 
@@ -33,6 +34,7 @@ async function main() {
     const disk = await runStep(spec("disk", "debian-base", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
       store,
       definitions,
+      signal: interrupted,
       progress: (line) => phases.push(line.replace(/^debian-base: (disk: )?/, "")),
     });
     const seconds = (Date.now() - started) / 1000;

@@ -15,6 +15,7 @@ import { LocalStore } from "../lib/store/local";
 import { CCACHE_CACHE, kernelStep } from "../lib/steps/kernel";
 import { runStep } from "../lib/steps/run";
 import { StepResult } from "../lib/steps/step";
+import { interrupted } from "./interrupt";
 
 const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 
@@ -32,7 +33,13 @@ async function build(store: LocalStore, name: string, fragments: string[]) {
   const started = Date.now();
   const result: StepResult = await runStep(
     { kind: kernelStep.kind, name, image: "bench", parents: {}, key, ...inputs },
-    { store, definitions: { kernel: kernelStep }, root: path.resolve(__dirname, ".."), progress: () => {} },
+    {
+      store,
+      definitions: { kernel: kernelStep },
+      root: path.resolve(__dirname, ".."),
+      progress: () => {},
+      signal: interrupted,
+    },
   );
   const cpuAfter = childCpuSeconds();
   return { result, wallSeconds: (Date.now() - started) / 1000, cpuSeconds: cpuAfter - cpuBefore };
