@@ -29,8 +29,14 @@ export interface ResourcePerformer {
   kind: string;
   /** The image (repository) a resource is about, for the run's records. */
   describe(inputs: Record<string, unknown>): string;
-  /** Does it for real; returns the resource's output state. Throws with a message for the run's report. */
-  perform(inputs: Record<string, unknown>, context: PerformContext): Promise<Record<string, unknown>>;
+  /** Does it for real. Throws with a message for the run's report. */
+  perform(inputs: Record<string, unknown>, context: PerformContext): Promise<Performed>;
+}
+
+/** A performed resource: its output state, and whether anything changed (a tag moved, a layer was uploaded). */
+export interface Performed {
+  state: Record<string, unknown>;
+  changed: boolean;
 }
 
 interface TagInputs {
@@ -57,8 +63,9 @@ const tagPerformer: ResourcePerformer = {
       source = await inspectImage(inputs.sourceImage);
     }
     if (!source) throw new Error(`dockerd has no image ${inputs.sourceImage}`);
-    await docker(["tag", inputs.sourceImage, inputs.targetImage]);
-    return { ...raw, sourceImageId: source.id };
+    const changed = (await inspectImage(inputs.targetImage))?.id !== source.id;
+    if (changed) await docker(["tag", inputs.sourceImage, inputs.targetImage]);
+    return { state: { ...raw, sourceImageId: source.id }, changed };
   },
 };
 
@@ -69,17 +76,21 @@ const pushPerformer: ResourcePerformer = {
   async perform(raw) {
     const inputs = raw as unknown as RegistryImageInputs;
     const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
+    const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
+    let output: string;
     try {
       const auth = reveal<RegistryImageInputs["authConfig"]>(inputs.authConfig);
       if (auth) await dockerLogin(configDir, auth.address, auth.username, reveal<string>(auth.password));
       // A large disk layer over a slow link takes long; the registry skips layers it already has.
-      await docker(["--config", configDir, "push", "--quiet", inputs.name], { timeoutMs: 90 * 60_000 });
+      output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs: 90 * 60_000 });
     } finally {
       fs.rmSync(configDir, { recursive: true, force: true });
     }
     const digest = await repoDigest(inputs.name, repositoryOf(inputs.name));
     if (!digest) throw new Error(`pushed ${inputs.name} but dockerd recorded no digest for it`);
-    return { ...raw, sha256Digest: digest };
+    // Nothing uploaded ("Layer already exists" for each) and the same manifest as before: the registry had it all.
+    const changed = digest !== before || /: (Pushed|Mounted from .*)$/m.test(output);
+    return { state: { ...raw, sha256Digest: digest }, changed };
   },
 };
 

@@ -236,8 +236,10 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       const begun = Date.now();
       update(record, { status: "building" });
       try {
-        const state = await performer.perform(inputs, { store: stackStore(options.root, options.stack) });
-        update(record, { status: "built", elapsedMs: Date.now() - begun });
+        const { state, changed } = await performer.perform(inputs, {
+          store: stackStore(options.root, options.stack),
+        });
+        update(record, { status: changed ? "built" : "cached", elapsedMs: Date.now() - begun });
         return state;
       } catch (err) {
         update(record, { status: "failed", elapsedMs: Date.now() - begun, error: (err as Error).message });

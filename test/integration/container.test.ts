@@ -185,7 +185,7 @@ describe("ContainerImage (real dockerd and registry)", function () {
       const targetImage = `${REGISTRY}/${repository}:${tagName}`;
       await resourcePerformers["docker:index/tag:Tag"].perform({ sourceImage: ref, targetImage }, { store });
       pushed.push(targetImage);
-      const state = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform(
+      const { state } = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform(
         { name: targetImage },
         { store },
       );
