@@ -220,13 +220,15 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     };
     records.set(name, record);
     const unknownOutputs = Object.fromEntries(Object.keys(inputs).map((k) => [k, UNKNOWN]));
-    // In a plan, what it publishes is unknown because it would be built: the publication would follow it.
+    // In a plan, unknown inputs mean what it publishes would be built, and the publication would follow it; known
+    // inputs are those of the last up (as in a Pulumi preview, no diff): it publishes what was published.
     if (options.mode === "plan") {
-      update(record, {
-        status: "would-build",
-        reason: "publishing runs on every up (the registry skips what it has)",
-      });
-      return unknownOutputs;
+      if (Object.values(inputs).some(isUnknownInput)) {
+        update(record, { status: "would-build", reason: "what it publishes would be built" });
+        return unknownOutputs;
+      }
+      update(record, { status: "cached" });
+      return { ...unknownOutputs, ...inputs };
     }
     if (Object.values(inputs).some(isUnknownInput) || options.signal?.aborted) {
       update(record, { status: "skipped", error: "what it publishes was not built" });
@@ -256,8 +258,10 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     }
     const store = new LocalStore(storeDirFor(inputs, options.root));
     if (await store.has(spec.key)) {
-      update(record, { status: "cached" });
-      return UNKNOWN;
+      // Its result, as an up would print it: what depends on it (a publication) sees known inputs.
+      const cached = await cachedLocally(spec, inputs);
+      update(record, { status: "cached", result: cached });
+      return cached ? JSON.stringify(cached) + "\n" : UNKNOWN;
     }
     const ref = await store.readRef(spec.name);
     const definition = stepDefinitions[spec.kind];
