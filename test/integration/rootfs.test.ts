@@ -85,6 +85,10 @@ describe("Rootfs step (real mmdebstrap)", function () {
       files.has("etc/systemd/system/ssh.service.requires/ssh-hostkeys.service"),
       "host keys on first boot",
     );
+    assert.ok(
+      files.has("etc/systemd/system/multi-user.target.wants/ssh-hostkey-rsa.service"),
+      "the RSA host key after sshd has started",
+    );
   });
 
   it("configures what a lab VM boots with: fstab, hostname, network, serial console, no outside access", () => {

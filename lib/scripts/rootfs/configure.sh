@@ -56,21 +56,42 @@ KbdInteractiveAuthentication no
 PermitEmptyPasswords no
 UseDNS no
 SSHD
+# Ed25519 and ECDSA before sshd starts (milliseconds); RSA, which takes seconds under emulation (TCG), after it,
+# then sshd reloads to offer it too: a VM answers SSH without waiting for the RSA key.
 cat >/etc/systemd/system/ssh-hostkeys.service <<UNIT
 [Unit]
-Description=Generate SSH host keys on first boot
+Description=Generate SSH host keys (Ed25519, ECDSA) on first boot
 Before=ssh.service
-ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -N "" -t ed25519 -f /etc/ssh/ssh_host_ed25519_key
+ExecStart=/usr/bin/ssh-keygen -q -N "" -t ecdsa -f /etc/ssh/ssh_host_ecdsa_key
 RemainAfterExit=yes
 
 [Install]
 RequiredBy=ssh.service
 UNIT
-systemctl enable ssh-hostkeys.service
+cat >/etc/systemd/system/ssh-hostkey-rsa.service <<UNIT
+[Unit]
+Description=Generate the SSH RSA host key on first boot, then let sshd offer it
+After=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_rsa_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -q -N "" -t rsa -b 3072 -f /etc/ssh/ssh_host_rsa_key
+ExecStartPost=-/bin/systemctl reload ssh.service
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable ssh-hostkeys.service ssh-hostkey-rsa.service
+
+# e2scrub checks LVM snapshots, which lab VMs do not have; at boot it only costs time.
+systemctl disable e2scrub_reap.service e2scrub_all.timer 2>/dev/null || true
 
 # Stage 3: the lesson configuration tool and the unit that runs it at boot (docs/lessons.md).
 install -D -m 0755 /run/antidote/stage3/antidote-configure /usr/local/bin/antidote-configure
