@@ -56,8 +56,9 @@ KbdInteractiveAuthentication no
 PermitEmptyPasswords no
 UseDNS no
 SSHD
-# Ed25519 and ECDSA before sshd starts (milliseconds); RSA, which takes seconds under emulation (TCG), after it,
-# then sshd reloads to offer it too: a VM answers SSH without waiting for the RSA key.
+# Ed25519 and ECDSA before sshd starts (milliseconds); RSA, which takes seconds under emulation (TCG), after it: a
+# VM answers SSH without waiting for the RSA key. No reload (it would reset connections being opened): each
+# connection's sshd loads the host keys anew, so the RSA key is offered as soon as it exists.
 cat >/etc/systemd/system/ssh-hostkeys.service <<UNIT
 [Unit]
 Description=Generate SSH host keys (Ed25519, ECDSA) on first boot
@@ -75,14 +76,13 @@ RequiredBy=ssh.service
 UNIT
 cat >/etc/systemd/system/ssh-hostkey-rsa.service <<UNIT
 [Unit]
-Description=Generate the SSH RSA host key on first boot, then let sshd offer it
+Description=Generate the SSH RSA host key on first boot, after sshd has started
 After=ssh.service
 ConditionPathExists=!/etc/ssh/ssh_host_rsa_key
 
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/ssh-keygen -q -N "" -t rsa -b 3072 -f /etc/ssh/ssh_host_rsa_key
-ExecStartPost=-/bin/systemctl reload ssh.service
 RemainAfterExit=yes
 
 [Install]
