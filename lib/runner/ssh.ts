@@ -53,7 +53,7 @@ export function sshArgv(connection: RemoteConnection, command: string, secrets: 
   ];
   if (connection.hostKey) {
     const knownHosts = path.join(secrets, `${id}.known_hosts`);
-    fs.writeFileSync(knownHosts, `${HOST_KEY_ALIAS} ${connection.hostKey.trim()}\n`);
+    writeOnce(knownHosts, `${HOST_KEY_ALIAS} ${connection.hostKey.trim()}\n`);
     options.push(
       "-o",
       "StrictHostKeyChecking=yes",
@@ -69,9 +69,20 @@ export function sshArgv(connection: RemoteConnection, command: string, secrets: 
   if (connection.privateKey) {
     const key = path.join(secrets, `${id}.key`);
     const text = connection.privateKey.endsWith("\n") ? connection.privateKey : `${connection.privateKey}\n`;
-    fs.writeFileSync(key, text, { mode: 0o600 });
+    writeOnce(key, text);
     options.push("-i", key, "-o", "IdentitiesOnly=yes");
   }
   if (connection.user) options.push("-l", connection.user);
   return ["ssh", ...options, "-p", String(connection.port ?? 22), connection.host, "--", command];
+}
+
+/**
+ * Writes a secrets file whose name is derived from its content, once: steps on one host start concurrently, and a
+ * file rewritten while another ssh reads it is a truncated key ("error in libcrypto"). Written aside, then renamed.
+ */
+function writeOnce(file: string, text: string): void {
+  if (fs.existsSync(file)) return;
+  const partial = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  fs.writeFileSync(partial, text, { mode: 0o600 });
+  fs.renameSync(partial, file);
 }
