@@ -181,14 +181,21 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
 
   /**
    * A local step whose artifact the store already has, answered in-process with what its command would print:
-   * starting the command (Node and the compiler) costs seconds per step, finding the artifact milliseconds. The
-   * same runStep checks the key against the inputs. Anything else (a miss, a shared or remote store, a failed
-   * check) goes to the command, which builds or reports it as usual.
+   * starting the command (Node and the compiler) costs seconds per step, finding the artifact milliseconds. Anything
+   * else (a miss, a shared or remote store, a failed check) goes to the command, which builds or reports it as usual.
    */
   const cachedLocally = async (spec: StepSpec, inputs: CommandInputs): Promise<StepResult | undefined> => {
     if (inputs.connection || inputs.environment?.ANTIDOTE_SHARED_STORE) return undefined;
     const store = new LocalStore(storeDirFor(inputs, options.root));
-    if (!(await store.has(spec.key))) return undefined;
+    return (await store.has(spec.key)) ? storedResult(spec, inputs, store) : undefined;
+  };
+
+  /** The result of a step `store` has, through the same runStep (it checks the key against the inputs). */
+  const storedResult = async (
+    spec: StepSpec,
+    inputs: CommandInputs,
+    store: LocalStore,
+  ): Promise<StepResult | undefined> => {
     try {
       const result = await runStep(spec, {
         store,
@@ -259,7 +266,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     const store = new LocalStore(storeDirFor(inputs, options.root));
     if (await store.has(spec.key)) {
       // Its result, as an up would print it: what depends on it (a publication) sees known inputs.
-      const cached = await cachedLocally(spec, inputs);
+      const cached = await storedResult(spec, inputs, store);
       update(record, { status: "cached", result: cached });
       return cached ? JSON.stringify(cached) + "\n" : UNKNOWN;
     }
