@@ -86,17 +86,29 @@ export interface LockOptions {
   pollMs?: number;
 }
 
+/** Who holds the lock `file`, for messages: `pid 12 on host since <time>`. */
+export function lockHolder(file: string): string {
+  const owner = readOwner(file);
+  return owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : "another process";
+}
+
+/** Takes an exclusive lock file if it is free or its holder died; else returns undefined at once. */
+export function tryAcquireLock(file: string): (() => void) | undefined {
+  if (!tryCreate(file)) {
+    breakIfStale(file);
+    if (!tryCreate(file)) return undefined;
+  }
+  return () => fs.rmSync(file, { force: true });
+}
+
 /** Takes an exclusive lock file, waiting for a live holder and breaking a dead one's. Returns the release. */
 export async function acquireLock(file: string, options: LockOptions = {}): Promise<() => void> {
   let told = false;
   for (;;) {
-    if (tryCreate(file)) {
-      return () => fs.rmSync(file, { force: true });
-    }
-    breakIfStale(file);
+    const release = tryAcquireLock(file);
+    if (release) return release;
     if (!told && options.onWait && fs.existsSync(file)) {
-      const owner = readOwner(file);
-      options.onWait(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : "another process");
+      options.onWait(lockHolder(file));
       told = true;
     }
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));

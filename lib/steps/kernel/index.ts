@@ -2,14 +2,16 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { StepLog } from "../log";
+import { BuildOutput } from "../../store/store";
 import { StepDefinition } from "../step";
+import { BUILD_TREE_CACHE, BuildTree, claimBuildTree } from "./build-tree";
 import { fragmentRole, KernelStepArgs, parseKernelArgs } from "./args";
 import { Fragment, generateConfig } from "./config";
 import { KernelSource, prepareKernelSource } from "./source";
 
 export { fragmentRole, KernelStepArgs } from "./args";
 
-/** Where in the store's caches the kernel step keeps extracted source trees and its ccache. */
+/** Where in the store's caches the kernel step keeps extracted source trees and its ccache (and build trees). */
 export const SOURCE_CACHE = "kernel-source";
 export const CCACHE_CACHE = "ccache";
 
@@ -24,7 +26,9 @@ export interface KernelMake {
  * or the time into the kernel is fixed (user, host, timestamp from the package's changelog, build number), and
  * the compiler goes through ccache with a cache shared by every build in the store. The source tree sits at a fixed
  * path in the store's cache, so its absolute paths in compiler arguments are the same from one build to the next;
- * only the build directory moves, and ccache is told not to hash it.
+ * only the build directory moves, and ccache is told not to hash it. No `CCACHE_BASEDIR`: it would hand the
+ * compiler relative source paths, which kbuild's `-fmacro-prefix-map=<tree>/=` does not match, and every
+ * `__FILE__` in the kernel would then carry the store's location.
  */
 export function kernelMake(
   source: KernelSource,
@@ -48,7 +52,6 @@ export function kernelMake(
       KBUILD_BUILD_HOST: "antidote-images",
       SOURCE_DATE_EPOCH: String(source.sourceDateEpoch),
       CCACHE_DIR: ccacheDir,
-      CCACHE_BASEDIR: source.dir,
       CCACHE_NOHASHDIR: "1",
       CCACHE_MAXSIZE: "5G",
       // make's messages in English whatever the host's locale, for the log and for parsing.
@@ -64,18 +67,16 @@ export function kernelMake(
  */
 export const kernelStep: StepDefinition<KernelStepArgs> = {
   kind: "kernel",
-  version: 1,
+  // 2: __FILE__ strings no longer carry the store's path (the kernel's bytes are the same in every store).
+  version: 2,
   parseArgs: parseKernelArgs,
   async run(ctx) {
     const { args, log } = ctx;
-    const started = Date.now();
-    const elapsed = () => `${Math.round((Date.now() - started) / 1000)} s`;
     const fragments: Fragment[] = args.fragments.map((name) => {
       const file = ctx.files[fragmentRole(name)];
       if (!file) throw new Error(`fragment ${name} is listed in the arguments but has no input file`);
       return { name, path: file };
     });
-
     const source = await prepareKernelSource({
       sourcePackage: args.sourcePackage,
       version: args.sourceVersion,
@@ -83,80 +84,113 @@ export const kernelStep: StepDefinition<KernelStepArgs> = {
       work: ctx.work,
       log,
     });
-    const buildDir = path.join(ctx.work, "build");
-    const { makeArgs, env } = kernelMake(
-      source,
-      buildDir,
-      args.localVersion,
-      ctx.store.cacheDir(CCACHE_CACHE),
-    );
-
-    const config = await generateConfig({
-      srcDir: source.dir,
-      buildDir,
-      base: args.base,
-      fragments,
+    const tree = claimBuildTree(
+      ctx.store.cacheDir(BUILD_TREE_CACHE),
+      `${args.sourcePackage}_${args.sourceVersion}`,
+      ctx.work,
       log,
-      makeArgs,
-      env,
-    });
-    const release = await kernelRelease(log, makeArgs, env);
-    const jobs = os.availableParallelism();
-    log.progress(
-      `kernel: ${release}: config check passed (${config.checked} options); compiling with ${jobs} jobs (${elapsed()})`,
     );
-
-    // The Debian revision of the source names the package's revision (and the kernel's build number, #2 for
-    // 6.1.192-2), so a newer Debian source of the same release installs as an upgrade.
-    const revision = args.sourceVersion.slice(args.sourceVersion.lastIndexOf("-") + 1);
-    await log.exec("make", [...makeArgs, `-j${jobs}`, "bindeb-pkg"], {
-      env: { ...env, KDEB_PKGVERSION: `${release}-${revision}` },
-    });
-
-    const copy = (from: string, to: string) =>
-      fs.copyFileSync(path.join(buildDir, from), path.join(ctx.out, to));
-    copy("arch/x86/boot/bzImage", "vmlinuz");
-    copy(".config", "config");
-    copy("System.map", "System.map");
-    // dpkg-buildpackage writes next to the build directory; the -dbg, headers and libc-dev packages stay out.
-    const debs = fs.readdirSync(ctx.work).filter((f) => /^linux-image-.*\.deb$/.test(f) && !/-dbg_/.test(f));
-    if (debs.length !== 1)
-      throw new Error(`expected one linux-image .deb from bindeb-pkg, found: ${debs.join(", ") || "none"}`);
-    fs.copyFileSync(path.join(ctx.work, debs[0]), path.join(ctx.out, debs[0]));
-
-    const modules = config.values.get("MODULES") === "y";
-    if (modules) {
-      await log.exec(
-        "make",
-        [
-          ...makeArgs,
-          `INSTALL_MOD_PATH=${path.join(ctx.out, "modules")}`,
-          "INSTALL_MOD_STRIP=1",
-          "modules_install",
-        ],
-        {
-          env,
-        },
+    try {
+      const result = await buildKernel(
+        args,
+        source,
+        fragments,
+        tree,
+        ctx.out,
+        ctx.store.cacheDir(CCACHE_CACHE),
+        log,
       );
+      tree.release(true);
+      return result;
+    } catch (err) {
+      // A command that failed by itself leaves kbuild's tree consistent (it deletes a target whose recipe failed);
+      // one killed by an abort may leave a half-written object behind.
+      tree.release(!ctx.signal.aborted);
+      throw err;
     }
-    const bzImageBytes = fs.statSync(path.join(ctx.out, "vmlinuz")).size;
-    log.progress(
-      `kernel: ${release}: bzImage ${(bzImageBytes / 1048576).toFixed(1)} MiB, ${debs[0]} (${elapsed()})`,
-    );
-    return {
-      primary: "vmlinuz",
-      outputs: {
-        release,
-        sourcePackage: args.sourcePackage,
-        sourceVersion: args.sourceVersion,
-        deb: debs[0],
-        bzImageBytes,
-        configOptionsChecked: config.checked,
-        modules,
-      },
-    };
   },
 };
+
+/** Configures, checks and compiles the kernel in `tree`, then copies the outputs into `out`. */
+async function buildKernel(
+  args: KernelStepArgs,
+  source: KernelSource,
+  fragments: Fragment[],
+  tree: BuildTree,
+  out: string,
+  ccacheDir: string,
+  log: StepLog,
+): Promise<BuildOutput> {
+  const started = Date.now();
+  const elapsed = () => `${Math.round((Date.now() - started) / 1000)} s`;
+  const buildDir = tree.dir;
+  const { makeArgs, env } = kernelMake(source, buildDir, args.localVersion, ccacheDir);
+
+  const config = await generateConfig({
+    srcDir: source.dir,
+    buildDir,
+    base: args.base,
+    fragments,
+    log,
+    makeArgs,
+    env,
+  });
+  const release = await kernelRelease(log, makeArgs, env);
+  const jobs = os.availableParallelism();
+  log.progress(
+    `kernel: ${release}: config check passed (${config.checked} options); compiling with ${jobs} jobs, ` +
+      `${tree.incremental ? "updating the kept build tree" : "full build"} (${elapsed()})`,
+  );
+
+  // The Debian revision of the source names the package's revision (and the kernel's build number, #2 for
+  // 6.1.192-2), so a newer Debian source of the same release installs as an upgrade.
+  const revision = args.sourceVersion.slice(args.sourceVersion.lastIndexOf("-") + 1);
+  await log.exec("make", [...makeArgs, `-j${jobs}`, "bindeb-pkg"], {
+    env: { ...env, KDEB_PKGVERSION: `${release}-${revision}` },
+  });
+
+  const copy = (from: string, to: string) => fs.copyFileSync(path.join(buildDir, from), path.join(out, to));
+  copy("arch/x86/boot/bzImage", "vmlinuz");
+  copy(".config", "config");
+  copy("System.map", "System.map");
+  // dpkg-buildpackage writes next to the build directory; the -dbg, headers and libc-dev packages stay out.
+  const debs = fs
+    .readdirSync(tree.packageDir)
+    .filter((f) => /^linux-image-.*\.deb$/.test(f) && !/-dbg_/.test(f));
+  if (debs.length !== 1)
+    throw new Error(`expected one linux-image .deb from bindeb-pkg, found: ${debs.join(", ") || "none"}`);
+  fs.copyFileSync(path.join(tree.packageDir, debs[0]), path.join(out, debs[0]));
+
+  const modules = config.values.get("MODULES") === "y";
+  if (modules) {
+    await log.exec(
+      "make",
+      [
+        ...makeArgs,
+        `INSTALL_MOD_PATH=${path.join(out, "modules")}`,
+        "INSTALL_MOD_STRIP=1",
+        "modules_install",
+      ],
+      { env },
+    );
+  }
+  const bzImageBytes = fs.statSync(path.join(out, "vmlinuz")).size;
+  log.progress(
+    `kernel: ${release}: bzImage ${(bzImageBytes / 1048576).toFixed(1)} MiB, ${debs[0]} (${elapsed()})`,
+  );
+  return {
+    primary: "vmlinuz",
+    outputs: {
+      release,
+      sourcePackage: args.sourcePackage,
+      sourceVersion: args.sourceVersion,
+      deb: debs[0],
+      bzImageBytes,
+      configOptionsChecked: config.checked,
+      modules,
+    },
+  };
+}
 
 /** `uname -r` of the configured kernel, e.g. `6.1.192-antidote`. */
 async function kernelRelease(log: StepLog, makeArgs: string[], env: Record<string, string>): Promise<string> {
