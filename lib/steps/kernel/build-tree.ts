@@ -30,9 +30,19 @@ export interface BuildTree {
  * (ccache still serves it). While a build runs, an `unfinished` marker sits beside the tree: a build that was
  * killed may leave an object file half written and newer than its sources, which `make` would trust, so a tree
  * found with the marker is wiped and built from scratch.
+ *
+ * One tree is kept per source package: claiming the tree of a new version (a Debian update of the source) removes
+ * the trees of the package's other versions that no build is using, so the cache does not grow by a tree (about
+ * 1 GB) with every update.
  */
-export function claimBuildTree(cacheDir: string, source: string, work: string, log: StepLog): BuildTree {
-  const root = path.join(cacheDir, source);
+export function claimBuildTree(
+  cacheDir: string,
+  sourcePackage: string,
+  sourceVersion: string,
+  work: string,
+  log: StepLog,
+): BuildTree {
+  const root = path.join(cacheDir, `${sourcePackage}_${sourceVersion}`);
   fs.mkdirSync(root, { recursive: true });
   const lock = `${root}.lock`;
   const unlock = tryAcquireLock(lock);
@@ -40,6 +50,7 @@ export function claimBuildTree(cacheDir: string, source: string, work: string, l
     log.write(`kept build tree ${root} is in use (${lockHolder(lock)}): building in a fresh tree`);
     return { dir: path.join(work, "build"), packageDir: work, incremental: false, release: () => {} };
   }
+  removeOtherVersions(cacheDir, sourcePackage, root, log);
   const dir = path.join(root, "build");
   const unfinished = path.join(root, "unfinished");
   if (fs.existsSync(unfinished)) {
@@ -66,4 +77,20 @@ export function claimBuildTree(cacheDir: string, source: string, work: string, l
       unlock();
     },
   };
+}
+
+/** Removes the kept trees of `sourcePackage`'s other versions, except those a build holds. */
+function removeOtherVersions(cacheDir: string, sourcePackage: string, keep: string, log: StepLog): void {
+  for (const entry of fs.readdirSync(cacheDir)) {
+    const other = path.join(cacheDir, entry);
+    if (!entry.startsWith(`${sourcePackage}_`) || entry.endsWith(".lock") || other === keep) continue;
+    const unlock = tryAcquireLock(`${other}.lock`);
+    if (!unlock) continue;
+    try {
+      log.write(`removing the kept build tree of another version: ${other}`);
+      fs.rmSync(other, { recursive: true, force: true });
+    } finally {
+      unlock();
+    }
+  }
 }

@@ -86,7 +86,8 @@ export const kernelStep: StepDefinition<KernelStepArgs> = {
     });
     const tree = claimBuildTree(
       ctx.store.cacheDir(BUILD_TREE_CACHE),
-      `${args.sourcePackage}_${args.sourceVersion}`,
+      args.sourcePackage,
+      args.sourceVersion,
       ctx.work,
       log,
     );
