@@ -8,6 +8,7 @@
  *   npx ts-node bench/kernel.ts --store DIR   (a store that has the kernel and a filled ccache: the warm rebuild only)
  */
 import { execFileSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -58,6 +59,13 @@ function ccacheStats(store: LocalStore): string {
   return `${hits} hits, ${misses} misses`;
 }
 
+function debSha256(result: StepResult): string {
+  const deb = fs.readFileSync(path.join(result.location, String(result.outputs.deb)));
+  return createHash("sha256").update(deb).digest("hex");
+}
+
+const same = (a: string, b: string) => (a === b ? "identical to" : "DIFFERENT from");
+
 async function main() {
   // --store DIR: an existing store (its kernel and ccache), e.g. the one `up` filled: only the warm rebuild runs.
   const given = process.argv.indexOf("--store");
@@ -78,14 +86,22 @@ async function main() {
   );
   try {
     const cold = await build(store, "bench-cold", fragments);
+    const first = cold.result.cached
+      ? "first build (already in the store, not timed)"
+      : given > 0
+        ? "first build (with the given store's kept tree and ccache)"
+        : "cold build";
     console.log(
-      `cold build${cold.result.cached ? " (already in the store, not timed)" : ""}:  ` +
+      `${first}: ` +
         `${cold.wallSeconds.toFixed(0)} s wall, ${cold.cpuSeconds.toFixed(0)} s CPU, ` +
         `bzImage ${(cold.result.size / 1048576).toFixed(2)} MiB (${cold.result.outputs.release})`,
     );
     // Same inputs as any other build of the standard kernel: compare with another store's artifact to check
     // that the build is reproducible.
-    console.log(`cold build key ${cold.result.key}, vmlinuz sha256 ${cold.result.sha256}`);
+    const coldDeb = debSha256(cold.result);
+    console.log(
+      `cold build key ${cold.result.key}, vmlinuz sha256 ${cold.result.sha256}, .deb sha256 ${coldDeb}`,
+    );
     execFileSync("ccache", ["--zero-stats"], {
       env: { ...process.env, CCACHE_DIR: store.cacheDir(CCACHE_CACHE) },
     });
@@ -109,7 +125,8 @@ async function main() {
     const back = await build(store, "bench-back", fragments);
     console.log(
       `rebuild of the cold build's key in the kept tree: ${back.wallSeconds.toFixed(0)} s wall, ` +
-        `${back.cpuSeconds.toFixed(0)} s CPU; vmlinuz ${back.result.sha256 === cold.result.sha256 ? "identical to" : "DIFFERENT from"} the clean build's`,
+        `${back.cpuSeconds.toFixed(0)} s CPU; vmlinuz ${same(back.result.sha256, cold.result.sha256)}, ` +
+        `.deb ${same(debSha256(back.result), coldDeb)} the first build's`,
     );
     console.log(
       `load average at the end: ${os

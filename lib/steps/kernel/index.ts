@@ -68,7 +68,8 @@ export function kernelMake(
 export const kernelStep: StepDefinition<KernelStepArgs> = {
   kind: "kernel",
   // 2: __FILE__ strings no longer carry the store's path (the kernel's bytes are the same in every store).
-  version: 2,
+  // 3: the package's changelog is dated from the source, not the clock (the .deb is the same in every build).
+  version: 3,
   parseArgs: parseKernelArgs,
   async run(ctx) {
     const { args, log } = ctx;
@@ -98,6 +99,7 @@ export const kernelStep: StepDefinition<KernelStepArgs> = {
         fragments,
         tree,
         ctx.out,
+        ctx.work,
         ctx.store.cacheDir(CCACHE_CACHE),
         log,
       );
@@ -119,6 +121,7 @@ async function buildKernel(
   fragments: Fragment[],
   tree: BuildTree,
   out: string,
+  work: string,
   ccacheDir: string,
   log: StepLog,
 ): Promise<BuildOutput> {
@@ -147,7 +150,11 @@ async function buildKernel(
   // 6.1.192-2), so a newer Debian source of the same release installs as an upgrade.
   const revision = args.sourceVersion.slice(args.sourceVersion.lastIndexOf("-") + 1);
   await log.exec("make", [...makeArgs, `-j${jobs}`, "bindeb-pkg"], {
-    env: { ...env, KDEB_PKGVERSION: `${release}-${revision}` },
+    env: {
+      ...env,
+      KDEB_PKGVERSION: `${release}-${revision}`,
+      PATH: `${sourceDateTools(work)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    },
   });
 
   const copy = (from: string, to: string) => fs.copyFileSync(path.join(buildDir, from), path.join(out, to));
@@ -191,6 +198,30 @@ async function buildKernel(
       modules,
     },
   };
+}
+
+/**
+ * A directory for the front of `PATH` holding a `date` that answers with `SOURCE_DATE_EPOCH` when asked for the
+ * current time: the kernel's `mkdebian` (6.1) dates the changelog it installs into the package with `date -R`, so
+ * without it every build's `.deb` differs. A `date` asked about another time (`-d`, `-r`) or to set the clock is
+ * the real one.
+ */
+function sourceDateTools(work: string): string {
+  const dir = path.join(work, "source-date-bin");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dir, "date"),
+    [
+      "#!/bin/sh",
+      'for arg in "$@"; do',
+      '  case "$arg" in -d*|--date*|-r*|--reference*|-s*|--set*|-f*|--file*) exec /bin/date "$@" ;; esac',
+      "done",
+      'exec /bin/date -d "@${SOURCE_DATE_EPOCH:?}" "$@"',
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  return dir;
 }
 
 /** `uname -r` of the configured kernel, e.g. `6.1.192-antidote`. */
