@@ -20,7 +20,11 @@ export interface Qcow2DiskArgs {
   kernelCmdline?: string[];
   /** Also boot under UEFI firmware (EFI system partition with GRUB); BIOS boot is always there. @default true */
   uefi?: boolean;
-  /** Seconds GRUB waits (menu on Esc) before booting. @default 1 */
+  /**
+   * Seconds GRUB waits (menu on Esc) before booting. 0 boots at once, as cloud images do: the wait is on every VM
+   * start, and nobody sits at a lab VM's boot menu; set 1 or more to reach the menu on the serial console.
+   * @default 0
+   */
   grubTimeout?: number;
   /** Image the disk belongs to. @default the component's name */
   image?: string;
@@ -68,7 +72,7 @@ export class Qcow2Disk extends StepComponent {
         sizeBytes,
         kernelCmdline: args.kernelCmdline ?? [],
         uefi: args.uefi ?? true,
-        grubTimeout: args.grubTimeout ?? 1,
+        grubTimeout: args.grubTimeout ?? 0,
       },
       parents: { rootfs: args.rootfs, kernel: args.kernel },
     });

@@ -43,7 +43,8 @@ const KERNEL_PARAM = /^[A-Za-z0-9_.,:=/+@-]+$/;
  */
 export const diskStep: StepDefinition<DiskArgs> = {
   kind: "disk",
-  version: 1,
+  // 2: GRUB boots at once by default (grubTimeout 0), which a spec without the argument does not show in its key.
+  version: 2,
   parseArgs(raw: Json): DiskArgs {
     const args = argsObject(raw);
     const sizeBytes = args.sizeBytes ?? 2048 * MIB;
@@ -61,7 +62,7 @@ export const diskStep: StepDefinition<DiskArgs> = {
     });
     const uefi = args.uefi ?? true;
     if (typeof uefi !== "boolean") throw new StepArgsError("uefi", "true or false", uefi);
-    const grubTimeout = args.grubTimeout ?? 1;
+    const grubTimeout = args.grubTimeout ?? 0;
     if (typeof grubTimeout !== "number" || !Number.isInteger(grubTimeout) || grubTimeout < 0) {
       throw new StepArgsError("grubTimeout", "a whole number of seconds", grubTimeout);
     }

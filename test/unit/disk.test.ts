@@ -85,12 +85,12 @@ describe("disk layout", () => {
 });
 
 describe("disk step arguments and boot configuration", () => {
-  it("defaults to 2 GiB, BIOS + UEFI, a 1 s GRUB timeout and no extra parameters", () => {
+  it("defaults to 2 GiB, BIOS + UEFI, no GRUB timeout and no extra parameters", () => {
     assert.deepStrictEqual(diskStep.parseArgs({}), {
       sizeBytes: 2048 * MIB,
       kernelCmdline: [],
       uefi: true,
-      grubTimeout: 1,
+      grubTimeout: 0,
     });
   });
 
@@ -217,7 +217,7 @@ describe("Qcow2Disk component (Pulumi mocks)", () => {
       sizeBytes: 1024 * MIB,
       kernelCmdline: ["quiet"],
       uefi: true,
-      grubTimeout: 1,
+      grubTimeout: 0,
     });
   });
 
