@@ -33,7 +33,7 @@ export interface BuildTree {
  *
  * One tree is kept per source package: claiming the tree of a new version (a Debian update of the source) removes
  * the trees of the package's other versions that no build is using, so the cache does not grow by a tree (about
- * 1 GB) with every update.
+ * 400 MB for the standard kernel) with every update.
  */
 export function claimBuildTree(
   cacheDir: string,
