@@ -3,7 +3,7 @@ import * as os from "os";
 import * as path from "path";
 import { StepLog } from "../log";
 import { BuildOutput } from "../../store/store";
-import { StepDefinition } from "../step";
+import { StepContext, StepDefinition } from "../step";
 import { BUILD_TREE_CACHE, BuildTree, claimBuildTree } from "./build-tree";
 import { fragmentRole, KernelStepArgs, parseKernelArgs } from "./args";
 import { Fragment, generateConfig } from "./config";
@@ -11,7 +11,7 @@ import { KernelSource, prepareKernelSource } from "./source";
 
 export { fragmentRole, KernelStepArgs } from "./args";
 
-/** Where in the store's caches the kernel step keeps extracted source trees and its ccache (and build trees). */
+/** Where in the store's caches the kernel step keeps extracted source trees and its ccache. */
 export const SOURCE_CACHE = "kernel-source";
 export const CCACHE_CACHE = "ccache";
 
@@ -93,16 +93,7 @@ export const kernelStep: StepDefinition<KernelStepArgs> = {
       log,
     );
     try {
-      const result = await buildKernel(
-        args,
-        source,
-        fragments,
-        tree,
-        ctx.out,
-        ctx.work,
-        ctx.store.cacheDir(CCACHE_CACHE),
-        log,
-      );
+      const result = await buildKernel(ctx, source, fragments, tree);
       tree.release(true);
       return result;
     } catch (err) {
@@ -114,21 +105,18 @@ export const kernelStep: StepDefinition<KernelStepArgs> = {
   },
 };
 
-/** Configures, checks and compiles the kernel in `tree`, then copies the outputs into `out`. */
+/** Configures, checks and compiles the kernel in `tree`, then copies the outputs into `ctx.out`. */
 async function buildKernel(
-  args: KernelStepArgs,
+  ctx: StepContext<KernelStepArgs>,
   source: KernelSource,
   fragments: Fragment[],
   tree: BuildTree,
-  out: string,
-  work: string,
-  ccacheDir: string,
-  log: StepLog,
 ): Promise<BuildOutput> {
+  const { args, log, out } = ctx;
   const started = Date.now();
   const elapsed = () => `${Math.round((Date.now() - started) / 1000)} s`;
   const buildDir = tree.dir;
-  const { makeArgs, env } = kernelMake(source, buildDir, args.localVersion, ccacheDir);
+  const { makeArgs, env } = kernelMake(source, buildDir, args.localVersion, ctx.store.cacheDir(CCACHE_CACHE));
 
   const config = await generateConfig({
     srcDir: source.dir,
@@ -153,7 +141,7 @@ async function buildKernel(
     env: {
       ...env,
       KDEB_PKGVERSION: `${release}-${revision}`,
-      PATH: `${sourceDateTools(work)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+      PATH: `${sourceDateTools(ctx.work)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
     },
   });
 
