@@ -6,6 +6,24 @@ import { parseGsUrl } from "./store/gcs-client";
 export const CONFIG_NAMESPACE = "antidote-images";
 
 /**
+ * The project's secret config keys, and the environment variable each is read from where no Pulumi CLI decrypts
+ * the stack file (the local runner; the program itself also reads `buildHostKey`'s).
+ */
+export const SECRET_CONFIG_ENV: Record<string, string> = {
+  registryPassword: "ANTIDOTE_REGISTRY_PASSWORD",
+  buildHostKey: "ANTIDOTE_BUILD_HOST_KEY",
+};
+
+/** How to set a secret: the Pulumi CLI command, and the variable the local runner reads instead. */
+export function secretHint(key: string, stack?: string): string {
+  const env = SECRET_CONFIG_ENV[key];
+  return (
+    `pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>${stack ? ` --stack ${stack}` : ""}` +
+    (env ? `; for antidote-images up/plan, $${env}` : "")
+  );
+}
+
+/**
  * Settings that every component reads from stack config (`antidote-images:<key>`). Each has an embedded default,
  * so a stack with no config at all builds locally.
  */
@@ -29,12 +47,12 @@ export interface ProjectSettings {
 export function projectSettings(): ProjectSettings {
   const config = new pulumi.Config(CONFIG_NAMESPACE);
   const buildHosts = parseBuildHosts(config.getObject("buildHosts"));
-  const envKey = process.env.ANTIDOTE_BUILD_HOST_KEY;
+  const envKey = process.env[SECRET_CONFIG_ENV.buildHostKey];
   const buildHostKey = config.getSecret("buildHostKey") ?? (envKey ? pulumi.secret(envKey) : undefined);
   if (buildHosts.length > 0 && !buildHostKey) {
     throw new Error(
-      `buildHostKey: expected the build hosts' private key (pulumi config set --secret ${CONFIG_NAMESPACE}:buildHostKey, ` +
-        `or $ANTIDOTE_BUILD_HOST_KEY), got nothing`,
+      `${CONFIG_NAMESPACE}:buildHostKey: expected the build hosts' private key, got nothing; set it with ` +
+        secretHint("buildHostKey", pulumi.getStack()),
     );
   }
   const sharedStore = config.get("sharedStore");

@@ -43,14 +43,23 @@ export function loadImages(): ImagesOutput {
   const selected = config.getObject<string[]>("images") ?? [];
   const unknown = selected.filter((name) => !available.includes(name));
   if (unknown.length > 0) {
-    throw new Error(
+    throw new pulumi.RunError(
       `no image named ${unknown.map((u) => `'${u}'`).join(", ")} in ${dir}; images: ${available.join(", ") || "none"}`,
     );
   }
   const outputs: ImagesOutput = {};
   for (const name of selected.length > 0 ? selected : available) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- images are found at run time, by folder
-    const exports = require(path.join(dir, name, "image.ts")) as Record<string, unknown>;
+    const file = path.join(dir, name, "image.ts");
+    let exports: Record<string, unknown>;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- images are found at run time, by folder
+      exports = require(file) as Record<string, unknown>;
+    } catch (err) {
+      // A bad description is the author's to fix: the file and the message, without the program's stack (which
+      // the Pulumi CLI and the local runner would print for any other error). ANTIDOTE_DEBUG keeps it.
+      if (process.env.ANTIDOTE_DEBUG || !(err instanceof Error)) throw err;
+      throw new pulumi.RunError(`${path.relative(process.cwd(), file)}: ${err.message}`);
+    }
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [
         step.stepName,

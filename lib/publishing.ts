@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_NAMESPACE } from "./config";
+import { CONFIG_NAMESPACE, secretHint } from "./config";
 
 /** Where a stack publishes, from its config (`antidote-images:<key>`); every key has an embedded default. */
 export interface PublishSettings {
@@ -27,9 +27,16 @@ export function publishSettings(): PublishSettings {
   const registry = config.get("registry") ?? DEFAULT_REGISTRY;
   const username = config.get("registryUsername");
   const password = config.getSecret("registryPassword");
-  if ((username === undefined) !== (password === undefined)) {
+  if (username !== undefined && password === undefined) {
     throw new Error(
-      `${CONFIG_NAMESPACE}:registryUsername and ${CONFIG_NAMESPACE}:registryPassword go together: set both or neither`,
+      `${CONFIG_NAMESPACE}:registryPassword: expected the password or token of registry user '${username}' ` +
+        `(${CONFIG_NAMESPACE}:registryUsername), got nothing; set it with ${secretHint("registryPassword", pulumi.getStack())}`,
+    );
+  }
+  if (username === undefined && password !== undefined) {
+    throw new Error(
+      `${CONFIG_NAMESPACE}:registryUsername: expected the registry user the password belongs to, got nothing; ` +
+        `set it with pulumi config set ${CONFIG_NAMESPACE}:registryUsername <user>, or unset the password`,
     );
   }
   return {

@@ -5,21 +5,29 @@ import { parseArgs, UsageError } from "./args";
 
 export const upHelp = `usage: antidote-images up [--stack S] [--jobs N] [--json] [image…]
 
-Runs the Pulumi program (index.ts) in this process under Pulumi's mock runtime and performs every resource for
-real: each build step runs, or is found in the artifact store. Independent steps run in parallel. Shows each
-step as it goes (image, step, cached/building/built/failed, elapsed) and a summary; exits 1 if a step failed.
+Runs the Pulumi program (Pulumi.yaml's main, index.ts) as \`pulumi up\` does — through Pulumi's Node.js language
+host, with this command as the engine — and performs every resource for real: each build step runs, or is found
+in the artifact store; lab images are tagged and pushed. Independent steps run in parallel; a failure skips only
+what depends on it. Shows each step as it goes (image, step, cached/building/built/failed, elapsed) and a
+summary; exits 1 if a step failed.
 
 options:
   --stack S   stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
   --jobs N    steps to run at once                                 default: 2
   --json      print the run report as JSON on stdout
-  image…      only these images (and the images they build on)`;
+  image…      only these images (and the images they build on)
+
+environment:
+  ANTIDOTE_REGISTRY_PASSWORD  the stack's antidote-images:registryPassword secret
+  ANTIDOTE_BUILD_HOST_KEY     the stack's antidote-images:buildHostKey secret
+  ANTIDOTE_JOBS               steps building at once on this machine, for every runner and pulumi up (default 2;
+                              --jobs sets it for this run's steps)`;
 
 export const planHelp = `usage: antidote-images plan [--stack S] [--json] [image…]
 
-Without building anything: every step of every image, its key, and whether it is cached or would build; for a
-step that would build, which input changed since the last build recorded for it (a file, an argument, an input
-step).
+Without building anything (the program as \`pulumi preview\` runs it): every step of every image, its key, and
+whether it is cached or would build; for a step that would build, which input changed since the last build
+recorded for it (a file, an argument, an input step).
 
 options:
   --stack S   stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local

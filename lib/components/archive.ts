@@ -25,5 +25,6 @@ export class Archive extends StepComponent {
       args: { output },
       parents: args.members,
     });
+    this.registerStepOutputs();
   }
 }

@@ -64,5 +64,6 @@ export class BootTest extends StepComponent {
       },
       parents: { disk: args.disk },
     });
+    this.registerStepOutputs();
   }
 }

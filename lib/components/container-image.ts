@@ -108,9 +108,8 @@ export class ContainerImage extends StepComponent {
       this.diskObject = diskObject;
       if (args.kernel) this.kernelObject = this.uploadKernel(name, args.kernel, settings.bucket, gate);
     }
-    this.registerOutputs({
-      key: this.key,
-      result: this.result,
+    this.registerStepOutputs({
+      localImage: this.localImage,
       reference: this.reference,
       diskObject: this.diskObject,
       kernelObject: this.kernelObject,

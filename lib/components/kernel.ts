@@ -67,6 +67,7 @@ export class Kernel extends StepComponent {
     super("antidote:images:Kernel", name, {}, opts);
     const inputs = kernelStepInputs(name, args);
     this.buildStep(name, { step: kernelStep, image: args.image ?? name, ...inputs });
+    this.registerStepOutputs();
   }
 }
 

@@ -63,6 +63,7 @@ export class Launcher extends StepComponent {
       files: launcherScriptFiles(),
       parents: { rootfs: this.rootfs },
     });
+    this.registerStepOutputs();
   }
 }
 

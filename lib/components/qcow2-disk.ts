@@ -62,6 +62,7 @@ export class Qcow2Disk extends StepComponent {
         // Relative to the project, like input files, so the key does not depend on where the checkout is.
         args: { source: isUrl ? source : path.relative(process.cwd(), path.resolve(source)), sha256, format },
       });
+      this.registerStepOutputs();
       return;
     }
     const sizeBytes = parseSize(args.size ?? "2GiB");
@@ -76,6 +77,7 @@ export class Qcow2Disk extends StepComponent {
       },
       parents: { rootfs: args.rootfs, kernel: args.kernel },
     });
+    this.registerStepOutputs();
   }
 
   /** A vendor's disk image (vmdk, vdi, raw or qcow2), checked against its sha256 and converted to compressed qcow2. */

@@ -178,5 +178,6 @@ export class Rootfs extends StepComponent {
       files: inputs.files,
       parents: args.base ? { base: args.base } : {},
     });
+    this.registerStepOutputs();
   }
 }

@@ -19,6 +19,10 @@ export interface BuiltStep {
   readonly command: StepCommandResource;
   /** The step's result once built. */
   readonly result: pulumi.Output<StepResult>;
+  /** What the step command reads on stdin, without `ancestors`. */
+  readonly spec: StepSpec;
+  /** Key → spec of every step it reads, directly or not (what rebuilds a parent the store lost). */
+  readonly ancestors: Record<string, StepSpec>;
 }
 
 /** The resource that runs a step: a local command, or a remote one when the stack has build hosts. */
@@ -67,9 +71,13 @@ export function stepCommand(parent: pulumi.Resource, name: string, args: StepCom
     parents,
     key,
   };
+  const ancestors: Record<string, StepSpec> = {};
+  for (const parent of Object.values(args.parents ?? {})) {
+    Object.assign(ancestors, parent.ancestors, { [parent.key]: parent.spec });
+  }
   const settings = projectSettings();
   const common = {
-    stdin: JSON.stringify(spec),
+    stdin: JSON.stringify(Object.keys(ancestors).length > 0 ? { ...spec, ancestors } : spec),
     triggers: [key],
     logging: "stderr" as const,
     addPreviousOutputInEnv: false,
@@ -112,7 +120,7 @@ export function stepCommand(parent: pulumi.Resource, name: string, args: StepCom
     );
   }
   const result = cmd.stdout.apply((stdout) => parseStepResult(stdout, name));
-  return { stepName: name, key, command: cmd, result };
+  return { stepName: name, key, command: cmd, result, spec, ancestors };
 }
 
 /** Base of every component that is one build step: it exposes the step's key, command and result. */
@@ -121,16 +129,24 @@ export abstract class StepComponent extends pulumi.ComponentResource implements 
   key!: string;
   command!: StepCommandResource;
   result!: pulumi.Output<StepResult>;
+  spec!: StepSpec;
+  ancestors!: Record<string, StepSpec>;
 
-  /** Creates the step's command as a child named `${name}-build` and registers the component's outputs. */
+  /** Creates the step's command as a child named `${name}-build`. */
   protected buildStep(name: string, args: StepCommandArgs): void {
     ({
       stepName: this.stepName,
       key: this.key,
       command: this.command,
       result: this.result,
+      spec: this.spec,
+      ancestors: this.ancestors,
     } = stepCommand(this, name, args));
-    this.registerOutputs({ key: this.key, result: this.result });
+  }
+
+  /** Registers the component's outputs, once, at the end of its constructor: the step's key and result, and more. */
+  protected registerStepOutputs(more: pulumi.Inputs = {}): void {
+    this.registerOutputs({ key: this.key, result: this.result, ...more });
   }
 }
 

@@ -24,5 +24,6 @@ export class Template extends StepComponent {
       args: { output, vars: args.vars ?? {} },
       files: { template: args.template },
     });
+    this.registerStepOutputs();
   }
 }

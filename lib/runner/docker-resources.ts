@@ -2,40 +2,23 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ensureContainerImage } from "../steps/container";
 import { docker, inspectImage, repoDigest, repositoryOf } from "../steps/docker";
-import { ArtifactStore } from "../store/store";
-
-/** Pulumi's wrapper of a secret input as the mock monitor hands it over. */
-const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-
-/** An input's plain value. Secretness is lifted to the outermost object of an input, so unwrap at each level. */
-function reveal<T>(value: unknown): T {
-  if (value !== null && typeof value === "object" && SECRET_SIG_KEY in value) {
-    return (value as unknown as { value: T }).value;
-  }
-  return value as T;
-}
-
-/** What a performer may need of the run. */
-export interface PerformContext {
-  /** The stack's artifact store. */
-  store: ArtifactStore;
-}
 
 /** How the runner performs one resource type with the docker CLI: what `pulumi up` does with the docker provider. */
 export interface ResourcePerformer {
   /** Short name for the run's records, e.g. `docker push`. */
   kind: string;
+  /** The output properties the provider computes (unknown until it has run). */
+  computed: readonly string[];
   /** The image (repository) a resource is about, for the run's records. */
   describe(inputs: Record<string, unknown>): string;
-  /** Does it for real. Throws with a message for the run's report. */
-  perform(inputs: Record<string, unknown>, context: PerformContext): Promise<Performed>;
+  /** Does it for real, on inputs whose secrets are revealed. Throws with a message for the run's report. */
+  perform(inputs: Record<string, unknown>): Promise<Performed>;
 }
 
-/** A performed resource: its output state, and whether anything changed (a tag moved, a layer was uploaded). */
+/** A performed resource: its computed outputs, and whether anything changed (a tag moved, a layer was uploaded). */
 export interface Performed {
-  state: Record<string, unknown>;
+  outputs: Record<string, unknown>;
   changed: boolean;
 }
 
@@ -46,32 +29,29 @@ interface TagInputs {
 
 interface RegistryImageInputs {
   name: string;
-  authConfig?: { address: string; username: string; password: unknown };
+  authConfig?: { address: string; username: string; password: string };
 }
 
 /** `docker:index/tag:Tag`: `docker tag`. */
 const tagPerformer: ResourcePerformer = {
   kind: "docker tag",
+  computed: ["sourceImageId"],
   describe: (inputs) => repositoryOf(String(inputs.targetImage)),
-  async perform(raw, context) {
+  async perform(raw) {
     const inputs = raw as unknown as TagInputs;
-    let source = await inspectImage(inputs.sourceImage);
-    // A lab image the store built but this dockerd lacks (another machine, a prune): built again from its artifact.
-    const key = /^antidote-images\/[^:]+:([0-9a-f]{64})$/.exec(inputs.sourceImage)?.[1];
-    if (!source && key) {
-      await ensureContainerImage(context.store, key);
-      source = await inspectImage(inputs.sourceImage);
-    }
+    // The container step put the image back into dockerd when the store answered it (as under the Pulumi engine).
+    const source = await inspectImage(inputs.sourceImage);
     if (!source) throw new Error(`dockerd has no image ${inputs.sourceImage}`);
     const changed = (await inspectImage(inputs.targetImage))?.id !== source.id;
     if (changed) await docker(["tag", inputs.sourceImage, inputs.targetImage]);
-    return { state: { ...raw, sourceImageId: source.id }, changed };
+    return { outputs: { sourceImageId: source.id }, changed };
   },
 };
 
 /** `docker:index/registryImage:RegistryImage`: `docker push`, logged in through a throwaway config when asked. */
 const pushPerformer: ResourcePerformer = {
   kind: "docker push",
+  computed: ["sha256Digest"],
   describe: (inputs) => repositoryOf(String(inputs.name)),
   async perform(raw) {
     const inputs = raw as unknown as RegistryImageInputs;
@@ -79,8 +59,8 @@ const pushPerformer: ResourcePerformer = {
     const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
     let output: string;
     try {
-      const auth = reveal<RegistryImageInputs["authConfig"]>(inputs.authConfig);
-      if (auth) await dockerLogin(configDir, auth.address, auth.username, reveal<string>(auth.password));
+      const auth = inputs.authConfig;
+      if (auth) await dockerLogin(configDir, auth.address, auth.username, auth.password);
       // A large disk layer over a slow link takes long; the registry skips layers it already has.
       output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs: 90 * 60_000 });
     } finally {
@@ -90,7 +70,7 @@ const pushPerformer: ResourcePerformer = {
     if (!digest) throw new Error(`pushed ${inputs.name} but dockerd recorded no digest for it`);
     // Nothing uploaded ("Layer already exists" for each) and the same manifest as before: the registry had it all.
     const changed = digest !== before || /: (Pushed|Mounted from .*)$/m.test(output);
-    return { state: { ...raw, sha256Digest: digest }, changed };
+    return { outputs: { sha256Digest: digest }, changed };
   },
 };
 

@@ -1,9 +1,11 @@
-import * as pulumi from "@pulumi/pulumi";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CONFIG_NAMESPACE } from "../config";
+import { runLanguageHost } from "../engine/language-host";
+import { Registration, RegistrationResponse } from "../engine/monitor";
+import { containsUnknown, reveal, UNKNOWN } from "../engine/properties";
 import { BuildHost, parseBuildHosts } from "../remote/hosts";
 import { diffSummaries, InputChange, summarizeInputs } from "../keys";
 import { killGroup } from "../steps/log";
@@ -11,10 +13,12 @@ import { ResourcePerformer, resourcePerformers } from "./docker-resources";
 import { stepDefinitions } from "../steps/registry";
 import { runStep } from "../steps/run";
 import { StepResult, StepSpec } from "../steps/step";
+import { DEFAULT_JOBS, JOBS_ENV } from "../store/job-slots";
 import { defaultStoreDir, LocalStore } from "../store/local";
 import { Semaphore } from "./semaphore";
 import { describeConnection, RemoteConnection, sshArgv } from "./ssh";
-import { loadStack, stackStore } from "./stack";
+import { readProject } from "../engine/project";
+import { loadStack } from "./stack";
 
 /** Where a step stands in a run. */
 export type StepStatus = "queued" | "building" | "cached" | "built" | "failed" | "skipped" | "would-build";
@@ -41,7 +45,9 @@ export interface StepRecord {
 
 export type RunEvent =
   | { type: "step"; record: StepRecord }
-  | { type: "progress"; record: StepRecord; line: string };
+  | { type: "progress"; record: StepRecord; line: string }
+  /** Something the program printed or logged (a warning, its console output). */
+  | { type: "log"; severity: "info" | "warning"; message: string };
 
 export interface RunOptions {
   /** Project directory (holds Pulumi.yaml and index.ts). */
@@ -69,13 +75,13 @@ export interface RunReport {
   wallMs: number;
 }
 
-/** Pulumi's marker for a value that is not known; applies on it are skipped, so nothing runs on a failed step. */
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
 /**
- * Runs the Pulumi program in this process under Pulumi's mock runtime and performs each resource for real:
- * a step command runs `antidote-images step` exactly as the Pulumi command provider would, following the
- * dependency graph with bounded parallelism. This is how authors and CI run the pipeline without the Pulumi CLI.
+ * Runs the Pulumi program the way the Pulumi CLI does — the SDK's language-host entry in a child process, speaking
+ * the engine's gRPC protocol to this process — and performs each registered resource for real: a step command runs
+ * `antidote-images step` exactly as the command provider would, docker tags and pushes run with the docker CLI.
+ * Resources come in dependency order (the SDK registers a resource once its dependencies are created); `--jobs` and
+ * each build host's capacity bound how many run at once; a failure fails only what depends on it (`pulumi up
+ * --continue-on-error`). `plan` is the same program as a dry run (`pulumi preview`), answered from the store.
  */
 export async function runProgram(options: RunOptions): Promise<RunReport> {
   const started = Date.now();
@@ -83,10 +89,13 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   if (options.images && options.images.length > 0) {
     stack.config[`${CONFIG_NAMESPACE}:images`] = JSON.stringify(options.images);
   }
+  const jobs = options.jobs ?? DEFAULT_JOBS;
   const records = new Map<string, StepRecord>();
   const failedKeys = new Set<string>();
+  /** Resources that failed or were skipped: what depends on them is skipped, as the engine does. */
+  const failedUrns = new Map<string, StepRecord>();
   const unsupported: string[] = [];
-  const semaphore = new Semaphore(options.jobs ?? 2);
+  const semaphore = new Semaphore(jobs);
   const buildHosts = parseBuildHosts(parseJson(stack.config[`${CONFIG_NAMESPACE}:buildHosts`]));
   /** Per build host (by connection): its configured name and a semaphore of its capacity. */
   const hostSlots = new Map<string, { host: BuildHost | undefined; semaphore: Semaphore }>();
@@ -112,8 +121,16 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     emit({ type: "step", record });
   };
 
-  /** Runs one command resource; a step's record says what happened, and a failure never throws into Pulumi. */
-  const perform = async (spec: StepSpec, inputs: CommandInputs, isStep: boolean): Promise<string> => {
+  /**
+   * Runs one command resource and answers with its stdout, or undefined when it did not build (failed, skipped, or
+   * would build in a plan). A step's record says what happened; a failure never throws into the engine.
+   */
+  const perform = async (
+    spec: StepSpec,
+    inputs: CommandInputs,
+    isStep: boolean,
+    dependencies: string[],
+  ): Promise<string | undefined> => {
     const record: StepRecord = {
       name: spec.name,
       image: spec.image,
@@ -122,19 +139,15 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       status: "queued",
     };
     records.set(spec.name, record);
-    const failedParent = Object.entries(spec.parents).find(([, key]) => failedKeys.has(key));
-    if (failedParent || options.signal?.aborted) {
-      failedKeys.add(spec.key);
-      update(record, {
-        status: "skipped",
-        error: failedParent ? `its input '${failedParent[0]}' did not build` : "the run was stopped",
-      });
-      return UNKNOWN;
+    const skipped = skipReason(dependencies, spec.parents);
+    if (skipped) {
+      update(record, { status: "skipped", error: skipped });
+      return undefined;
     }
     if (options.mode === "plan") {
       if (isStep) return planStep(spec, inputs, record);
       update(record, { status: "would-build", reason: "not a build step: runs on every up" });
-      return UNKNOWN;
+      return undefined;
     }
     emit({ type: "step", record });
     const cached = isStep ? await cachedLocally(spec, inputs) : undefined;
@@ -145,18 +158,16 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     const slots = inputs.connection ? slotsOf(inputs.connection) : undefined;
     return (slots?.semaphore ?? semaphore).run(async () => {
       if (options.signal?.aborted) {
-        failedKeys.add(spec.key);
         update(record, { status: "skipped", error: "the run was stopped" });
-        return UNKNOWN;
+        return undefined;
       }
       const begun = Date.now();
       update(record, { status: "building" });
-      const outcome = await runCommand(inputs, options.root, secrets, running, (line) => {
+      const outcome = await runCommand(inputs, options.root, secrets, running, jobs, (line) => {
         emit({ type: "progress", record, line });
       });
       const elapsedMs = Date.now() - begun;
       if (outcome.code !== 0) {
-        failedKeys.add(spec.key);
         let error = outcome.stderr.trim() || `exit status ${outcome.code}`;
         if (inputs.connection) {
           const host = `build host ${slots?.host?.name ?? "?"} (${describeConnection(inputs.connection)})`;
@@ -167,7 +178,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
               : `on ${host}: ${error}`;
         }
         update(record, { status: "failed", elapsedMs, error });
-        return UNKNOWN;
+        return undefined;
       }
       if (!isStep) {
         update(record, { status: "built", elapsedMs });
@@ -202,6 +213,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
         definitions: stepDefinitions,
         root: inputs.dir ? path.resolve(options.root, inputs.dir) : options.root,
         progress: () => {},
+        restore: options.mode === "up",
       });
       return result.cached ? result : undefined;
     } catch {
@@ -210,65 +222,70 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   };
 
   /**
-   * Performs a publishing resource (docker tag, push). One whose inputs are unknown (a step it needs failed or was
-   * skipped) is skipped; a failure is recorded and its outputs answered as unknown, so what follows it is skipped too.
+   * Performs a publishing resource (docker tag, push): its output state, or undefined when it did not happen (what
+   * it publishes was not built, or it failed).
    */
   const performResource = async (
     name: string,
     inputs: Record<string, unknown>,
     performer: ResourcePerformer,
-  ): Promise<Record<string, unknown>> => {
+    dependencies: string[],
+  ): Promise<Record<string, unknown> | undefined> => {
+    const unknownInputs = containsUnknown(inputs);
     const record: StepRecord = {
       name,
-      image: Object.values(inputs).some(isUnknownInput) ? "-" : performer.describe(inputs),
+      image: unknownInputs ? "-" : performer.describe(inputs),
       kind: performer.kind,
       key: `${performer.kind}:${name}`,
       status: "queued",
     };
     records.set(name, record);
-    const unknownOutputs = Object.fromEntries(Object.keys(inputs).map((k) => [k, UNKNOWN]));
     // In a plan, unknown inputs mean what it publishes would be built, and the publication would follow it; known
     // inputs are those of the last up (as in a Pulumi preview, no diff): it publishes what was published.
     if (options.mode === "plan") {
-      if (Object.values(inputs).some(isUnknownInput)) {
+      if (unknownInputs) {
         update(record, { status: "would-build", reason: "what it publishes would be built" });
-        return unknownOutputs;
+        return undefined;
       }
       update(record, { status: "cached" });
-      return { ...unknownOutputs, ...inputs };
+      return Object.fromEntries(performer.computed.map((k) => [k, UNKNOWN]));
     }
-    if (Object.values(inputs).some(isUnknownInput) || options.signal?.aborted) {
-      update(record, { status: "skipped", error: "what it publishes was not built" });
-      return unknownOutputs;
+    const skipped =
+      skipReason(dependencies) ?? (unknownInputs ? "what it publishes was not built" : undefined);
+    if (skipped) {
+      update(record, { status: "skipped", error: skipped });
+      return undefined;
     }
     return semaphore.run(async () => {
       const begun = Date.now();
       update(record, { status: "building" });
       try {
-        const { state, changed } = await performer.perform(inputs, {
-          store: stackStore(options.root, options.stack),
-        });
+        const { outputs, changed } = await performer.perform(inputs);
         update(record, { status: changed ? "built" : "cached", elapsedMs: Date.now() - begun });
-        return state;
+        return outputs;
       } catch (err) {
         update(record, { status: "failed", elapsedMs: Date.now() - begun, error: (err as Error).message });
-        return unknownOutputs;
+        return undefined;
       }
     });
   };
 
-  const planStep = async (spec: StepSpec, inputs: CommandInputs, record: StepRecord): Promise<string> => {
+  const planStep = async (
+    spec: StepSpec,
+    inputs: CommandInputs,
+    record: StepRecord,
+  ): Promise<string | undefined> => {
     if (inputs.connection) {
       const reason = `runs on build host ${slotsOf(inputs.connection).host?.name ?? describeConnection(inputs.connection)}, whose store plan does not read`;
       update(record, { status: "would-build", reason, files: spec.files });
-      return UNKNOWN;
+      return undefined;
     }
     const store = new LocalStore(storeDirFor(inputs, options.root));
     if (await store.has(spec.key)) {
       // Its result, as an up would print it: what depends on it (a publication) sees known inputs.
       const cached = await storedResult(spec, inputs, store);
       update(record, { status: "cached", result: cached });
-      return cached ? JSON.stringify(cached) + "\n" : UNKNOWN;
+      return cached ? JSON.stringify(cached) + "\n" : undefined;
     }
     const ref = await store.readRef(spec.name);
     const definition = stepDefinitions[spec.kind];
@@ -292,82 +309,100 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       reason = changes.map(describeChange).join(", ") || "inputs changed";
     }
     update(record, { status: "would-build", reason, changes, files: spec.files });
-    return UNKNOWN;
+    return undefined;
   };
 
-  // Resources nothing exports (a moving tag's push) are still being performed when the program's outputs resolve.
-  const inFlight = new Set<Promise<unknown>>();
-  const tracked = <T>(work: Promise<T>): Promise<T> => {
-    inFlight.add(work);
-    return work.finally(() => inFlight.delete(work));
+  /**
+   * Why a resource is not performed, if it is not: something it depends on failed or was skipped (the engine's
+   * `--continue-on-error` rule), or the run was stopped. Names the step input that did not build when there is one.
+   */
+  const skipReason = (dependencies: string[], parents: Record<string, string> = {}): string | undefined => {
+    if (options.mode === "up" && options.signal?.aborted) return "the run was stopped";
+    const failedParent = Object.entries(parents).find(([, key]) => failedKeys.has(key));
+    if (failedParent) return `its input '${failedParent[0]}' did not build`;
+    const failed = dependencies.map((urn) => failedUrns.get(urn)).find(Boolean);
+    return failed ? `${failed.name} did not build` : undefined;
   };
 
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (resource) => tracked(newResource(resource)),
-      call(call) {
-        unsupported.push(`function ${call.token}`);
-        return {};
-      },
-    },
-    stack.project,
-    stack.stack,
-    true,
-  );
-  async function newResource(
-    resource: pulumi.runtime.MockResourceArgs,
-  ): Promise<{ id: string | undefined; state: Record<string, unknown> }> {
-    if (!resource.custom) return { id: undefined, state: {} };
-    if (resource.type.startsWith("pulumi:providers:")) return { id: resource.name, state: resource.inputs };
-    if (resource.type === "command:local:Command" || resource.type === "command:remote:Command") {
-      const inputs = revealSecrets(resource.inputs) as CommandInputs;
-      const spec = parseSpec(inputs.stdin);
-      const stdout = spec
-        ? await perform(spec, inputs, true)
-        : await perform(plainCommandSpec(resource.name), inputs, false);
-      return { id: resource.name, state: { ...resource.inputs, stdout, stderr: "" } };
+  /**
+   * The engine's answer to one custom resource: performed (up) or looked up in the store (plan). One that failed or
+   * was skipped is answered as such, with its outputs unknown, so the program skips what it feeds.
+   */
+  const register = async (registration: Registration): Promise<RegistrationResponse> => {
+    const { type, name, inputs, dependencies } = registration;
+    if (type.startsWith("pulumi:providers:")) return { id: name, outputs: inputs };
+    const performer = resourcePerformers[type];
+    let outputs: Record<string, unknown> | undefined;
+    let recordName = name;
+    if (type === "command:local:Command" || type === "command:remote:Command") {
+      const commandInputs = reveal(inputs) as CommandInputs;
+      const spec = parseSpec(commandInputs.stdin) ?? plainCommandSpec(name);
+      recordName = spec.name;
+      const stdout = await perform(spec, commandInputs, spec.kind !== "command", dependencies);
+      outputs = { stdout: stdout ?? UNKNOWN, stderr: stdout === undefined ? UNKNOWN : "" };
+    } else if (performer) {
+      outputs = await performResource(
+        name,
+        reveal(inputs) as Record<string, unknown>,
+        performer,
+        dependencies,
+      );
+      outputs ??= Object.fromEntries(performer.computed.map((k) => [k, UNKNOWN]));
+    } else {
+      unsupported.push(`${type} (${name})`);
+      return { id: name, outputs: inputs, result: "fail" };
     }
-    const performer = resourcePerformers[resource.type];
-    if (performer) {
+    const record = records.get(recordName);
+    if (record?.status === "failed" || record?.status === "skipped") {
+      failedUrns.set(registration.urn, record);
+      failedKeys.add(record.key);
       return {
-        id: resource.name,
-        state: await performResource(resource.name, resource.inputs, performer),
+        id: name,
+        outputs: { ...inputs, ...outputs },
+        result: record.status === "failed" ? "fail" : "skip",
       };
     }
-    unsupported.push(`${resource.type} (${resource.name})`);
-    return { id: resource.name, state: {} };
-  }
-  pulumi.runtime.setAllConfig(stack.config, []);
+    return { id: name, outputs: { ...inputs, ...outputs } };
+  };
 
-  const previousDir = process.cwd();
-  process.chdir(options.root);
-  let programExports: Record<string, unknown> = {};
-  // The Pulumi runtime leaves a program's error behind as a second, unhandled rejection; it is reported once, below.
-  const programErrors: unknown[] = [];
-  const onRejection = (err: unknown) => programErrors.push(err);
-  process.on("unhandledRejection", onRejection);
+  const programErrors: string[] = [];
+  let outputs: Record<string, unknown> = {};
   try {
-    forgetProgramModules(options.root);
-    await pulumi.runtime.runInPulumiStack(async () => {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the program is loaded the way Pulumi loads it
-      programExports = require(path.join(options.root, "index.ts")) as Record<string, unknown>;
-      return programExports;
+    const project = readProject(options.root);
+    const run = await runLanguageHost({
+      project,
+      stack: stack.stack,
+      config: stack.config,
+      secretKeys: stack.secretKeys,
+      dryRun: options.mode === "plan",
+      parallel: jobs,
+      handler: {
+        register,
+        log: (severity, message) => {
+          if (severity === "error") programErrors.push(stripAnsi(message));
+          else if (severity === "warning" || severity === "info") emit({ type: "log", severity, message });
+        },
+      },
+      onOutput: (line) => emit({ type: "log", severity: "info", message: line }),
+      signal: options.signal,
     });
-  } catch (err) {
-    programErrors.unshift(err);
+    unsupported.push(...run.server.unsupportedCalls.map((token) => `function ${token}`));
+    if (run.exitCode !== 0 && programErrors.length === 0 && !options.signal?.aborted) {
+      programErrors.push(
+        `the program exited with status ${run.exitCode}: ${run.outputTail.slice(-5).join("\n") || "no output"}`,
+      );
+    }
+    outputs = knownValues(run.server.stackOutputs()) as Record<string, unknown>;
   } finally {
-    process.chdir(previousDir);
-    setImmediate(() => process.off("unhandledRejection", onRejection));
+    fs.rmSync(secrets, { recursive: true, force: true });
   }
-  while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-  fs.rmSync(secrets, { recursive: true, force: true });
   if (programErrors.length > 0) throw new ProgramError(programErrors[0]);
   return {
     stack: stack.stack,
     mode: options.mode,
     steps: [...records.values()],
     unsupported,
-    outputs: (await resolveOutputs(programExports)) as Record<string, unknown>,
+    outputs,
     wallMs: Date.now() - started,
   };
 }
@@ -387,24 +422,6 @@ interface CommandInputs {
   dir?: string;
   environment?: Record<string, string>;
   interpreter?: string[];
-}
-
-/** An input Pulumi does not know yet (in preview mode the mock monitor hands these over as `pulumi.unknown`). */
-function isUnknownInput(value: unknown): boolean {
-  if (pulumi.isUnknown(value) || value === UNKNOWN) return true;
-  if (Array.isArray(value)) return value.some(isUnknownInput);
-  if (value !== null && typeof value === "object") return Object.values(value).some(isUnknownInput);
-  return false;
-}
-
-/** The inputs with Pulumi's secret wrappers (the remote connection's key) replaced by their values. */
-function revealSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(revealSecrets);
-  if (value === null || typeof value !== "object") return value;
-  const record = value as Record<string, unknown>;
-  if (record[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig)
-    return revealSecrets(record.value);
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, revealSecrets(v)]));
 }
 
 /** A structured config value (stored as JSON), or undefined when unset. */
@@ -455,6 +472,7 @@ function runCommand(
   root: string,
   secrets: string,
   running: Set<number>,
+  jobs: number,
   onStderrLine: (line: string) => void,
 ): Promise<CommandOutcome> {
   const interpreter =
@@ -465,7 +483,8 @@ function runCommand(
   return new Promise((resolve) => {
     const child = spawn(argv[0], argv.slice(1), {
       cwd: inputs.dir ? path.resolve(root, inputs.dir) : root,
-      env: { ...process.env, ...inputs.environment },
+      // The machine-wide job limit the steps take a slot from follows --jobs.
+      env: { ...process.env, [JOBS_ENV]: String(jobs), ...inputs.environment },
       stdio: ["pipe", "pipe", "pipe"],
       detached: true,
     });
@@ -500,30 +519,19 @@ function plainCommandSpec(name: string): StepSpec {
   return { kind: "command", name, image: "-", args: null, files: {}, parents: {}, key: `command:${name}` };
 }
 
-/** Drops the program's modules from Node's cache, so a second run in one process builds its resources anew. */
-function forgetProgramModules(root: string): void {
-  const nodeModules = path.join(root, "node_modules") + path.sep;
-  for (const id of Object.keys(require.cache)) {
-    if (id.startsWith(root + path.sep) && !id.startsWith(nodeModules)) {
-      delete require.cache[id];
-    }
-  }
+/** A value without its unknown parts (what a preview or a failed step left unknown); secrets stay wrapped. */
+function knownValues(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((v) => v !== UNKNOWN).map(knownValues);
+  if (value === null || typeof value !== "object" || value.constructor !== Object) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== UNKNOWN)
+      .map(([k, v]) => [k, knownValues(v)]),
+  );
 }
 
-/** Replaces every Output in a value with what it resolved to; unknown values become undefined. */
-async function resolveOutputs(value: unknown): Promise<unknown> {
-  if (pulumi.Output.isInstance(value)) {
-    return resolveOutputs(await (value as unknown as { promise(): Promise<unknown> }).promise());
-  }
-  if (value instanceof pulumi.Resource) return undefined;
-  if (Array.isArray(value)) return Promise.all(value.map(resolveOutputs));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const resolved = await resolveOutputs(v);
-      if (resolved !== undefined && resolved !== UNKNOWN) out[k] = resolved;
-    }
-    return out;
-  }
-  return value === UNKNOWN ? undefined : value;
+/** The text of a diagnostic without terminal colours (the SDK colours the errors it reports). */
+function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex -- the escape character is what is being removed
+  return text.replace(/\x1b\[[0-9;]*m/g, "");
 }

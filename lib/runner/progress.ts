@@ -36,6 +36,10 @@ export class ProgressDisplay {
   }
 
   onEvent = (event: RunEvent): void => {
+    if (event.type === "log") {
+      this.print(`${event.severity === "warning" ? "warning: " : ""}${event.message}`);
+      return;
+    }
     const { record } = event;
     if (event.type === "progress") {
       const entry = this.building.get(record.name);

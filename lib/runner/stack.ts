@@ -1,7 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { CONFIG_NAMESPACE } from "../config";
+import { CONFIG_NAMESPACE, SECRET_CONFIG_ENV } from "../config";
+import { readProject } from "../engine/project";
 import { defaultStoreDir, LocalStore } from "../store/local";
 
 /** The Pulumi project a runner works on: its directory, name, and the stack's configuration. */
@@ -9,10 +10,10 @@ export interface StackContext {
   root: string;
   project: string;
   stack: string;
-  /** Flat Pulumi config (`namespace:key` → string; structured values as JSON). */
+  /** Flat Pulumi config (`namespace:key` → string; structured values as JSON), secrets in plain. */
   config: Record<string, string>;
-  /** Keys whose values are `secure:` ciphertext, which only the Pulumi CLI can decrypt. */
-  secureKeys: string[];
+  /** Keys of `config` that are secrets: the program gets them as secret Outputs, as under the Pulumi CLI. */
+  secretKeys: string[];
 }
 
 /** Walks up from `start` to the directory holding `Pulumi.yaml`. */
@@ -27,35 +28,57 @@ export function findProjectRoot(start: string = process.cwd()): string {
   }
 }
 
-/** Reads `Pulumi.yaml` and `<stackConfigDir>/Pulumi.<stack>.yaml`, as the Pulumi CLI would. */
-export function loadStack(root: string, stack: string): StackContext {
-  const project = parse(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as {
-    name: string;
-    stackConfigDir?: string;
-  };
-  const configDir = path.join(root, project.stackConfigDir ?? ".");
-  const file = path.join(configDir, `Pulumi.${stack}.yaml`);
+/**
+ * Reads `<stackConfigDir>/Pulumi.<stack>.yaml` as the Pulumi CLI would. Secrets come from the environment instead of
+ * the file's `secure:` ciphertext (which only the CLI can decrypt): `$ANTIDOTE_REGISTRY_PASSWORD` and the others of
+ * {@link SECRET_CONFIG_ENV}. A `secure:` value whose variable is unset is an error naming the variable.
+ */
+export function loadStack(root: string, stack: string, env: NodeJS.ProcessEnv = process.env): StackContext {
+  const project = readProject(root);
+  const file = path.join(project.stackConfigDir, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(file)) {
     const known = fs
-      .readdirSync(configDir)
+      .readdirSync(project.stackConfigDir)
       .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
-      .filter((s): s is string => s !== undefined && s !== undefined);
+      .filter((s): s is string => s !== undefined);
     throw new Error(
       `no stack '${stack}' (no ${path.relative(root, file)}); stacks: ${known.join(", ") || "none"}`,
     );
   }
   const doc = (parse(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const config: Record<string, string> = {};
-  const secureKeys: string[] = [];
+  const secretKeys: string[] = [];
+  const secretFromEnv = (key: string): string | undefined => {
+    const [namespace, name] = key.split(":");
+    const variable = namespace === CONFIG_NAMESPACE ? SECRET_CONFIG_ENV[name] : undefined;
+    return variable ? env[variable] || undefined : undefined;
+  };
   for (const [rawKey, value] of Object.entries(doc.config ?? {})) {
     const key = rawKey.includes(":") ? rawKey : `${project.name}:${rawKey}`;
     if (value !== null && typeof value === "object" && "secure" in value) {
-      secureKeys.push(key);
+      const plain = secretFromEnv(key);
+      if (plain === undefined) {
+        const variable = SECRET_CONFIG_ENV[key.split(":")[1]];
+        throw new Error(
+          `stack '${stack}': ${key} is a secret (secure: in ${path.relative(root, file)}), which only the Pulumi CLI ` +
+            `can decrypt; ${variable ? `give it to antidote-images as $${variable}` : "this runner has no variable for it"}`,
+        );
+      }
+      config[key] = plain;
+      secretKeys.push(key);
       continue;
     }
     config[key] = typeof value === "string" ? value : JSON.stringify(value);
   }
-  return { root, project: project.name, stack, config, secureKeys };
+  // A secret the file does not hold (a fresh checkout of the nightly stack) is taken from the environment too.
+  for (const [name, variable] of Object.entries(SECRET_CONFIG_ENV)) {
+    const key = `${CONFIG_NAMESPACE}:${name}`;
+    if (!(key in config) && env[variable]) {
+      config[key] = env[variable];
+      secretKeys.push(key);
+    }
+  }
+  return { root, project: project.name, stack, config, secretKeys };
 }
 
 /** The artifact store a stack's steps use: its `antidote-images:store` config, else the default. */

@@ -75,6 +75,10 @@ export const containerStep: StepDefinition<ContainerStepArgs> = {
     return { repository, metadata: meta, untested, healthStartSeconds };
   },
   run: buildContainer,
+  // The docker provider's Tag and push need the image in dockerd, not only in the store.
+  restore: async (artifact, store) => {
+    await ensureContainerImage(store, artifact.key);
+  },
 };
 
 async function buildContainer(ctx: StepContext<ContainerStepArgs>) {

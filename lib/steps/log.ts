@@ -31,6 +31,11 @@ export class ExecError extends Error {
 /** Grace period between SIGTERM and SIGKILL when a command is stopped. */
 const KILL_GRACE_MS = 5000;
 
+/** Where progress lines go when nobody asked for them: stderr (the step command's, which the runner shows). */
+export function progressToStderr(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
 /**
  * A step's build log. Commands run through {@link StepLog.exec} write to it, run in their own process group and are
  * killed with their whole group when the step is aborted, so nothing outlives a cancelled build.
@@ -42,7 +47,7 @@ export class StepLog {
     readonly path: string,
     private readonly signal: AbortSignal,
     /** Where short progress lines go besides the log (the runner shows them). */
-    private readonly progressSink: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+    private readonly progressSink: (line: string) => void = progressToStderr,
   ) {
     signal.addEventListener("abort", () => {
       for (const pgid of this.running) killGroup(pgid, "SIGTERM");

@@ -3,7 +3,8 @@ import * as os from "os";
 import * as path from "path";
 import { keyOfSummary, summarizeInputs } from "../keys";
 import { Artifact, ArtifactStore } from "../store/store";
-import { ExecError, StepLog, tailOfFile } from "./log";
+import { acquireJobSlot, jobLimit, JOBS_ENV } from "../store/job-slots";
+import { ExecError, progressToStderr, StepLog, tailOfFile } from "./log";
 import { StepArgsError, StepDefinition, StepResult, StepSpec } from "./step";
 
 /** A failed step: the message names the image, the step and the cause; the log tail and path come with it. */
@@ -26,6 +27,42 @@ export interface RunStepOptions {
   signal?: AbortSignal;
   /** Receives short progress lines. @default stderr */
   progress?: (line: string) => void;
+  /** Put back what a cached artifact stands for outside the store ({@link StepDefinition.restore}); a plan does
+   * not. @default true */
+  restore?: boolean;
+  /** Steps that may build at once on this machine (build slots in the store). @default `$ANTIDOTE_JOBS`, else 2 */
+  jobs?: number;
+}
+
+/**
+ * The artifact of a step's input. One the store lost (a new build host, a pruned store) while the program still
+ * names it is built again from its recorded spec; without one, the error names the input and the command that
+ * builds it.
+ */
+async function parentArtifact(
+  spec: StepSpec,
+  role: string,
+  key: string,
+  options: RunStepOptions,
+): Promise<Artifact> {
+  const found = await options.store.get(key);
+  if (found) return found;
+  const recorded = spec.ancestors?.[key];
+  if (!recorded) {
+    throw new StepFailure(
+      `${spec.image}: step ${spec.name} (${spec.kind}): its input '${role}' (artifact ${key}) is not in the store ` +
+        `${options.store.location}; build it with 'antidote-images up ${spec.image}' on this host ` +
+        `(or 'pulumi up --replace <urn of its step>')`,
+    );
+  }
+  (options.progress ?? progressToStderr)(
+    `${spec.image}: ${spec.name}: input '${role}' (${recorded.name}) is not in the store: building it again`,
+  );
+  await runStep({ ...recorded, ancestors: spec.ancestors }, options);
+  const built = await options.store.get(key);
+  if (!built)
+    throw new StepFailure(`${spec.image}: ${recorded.name} built, but the store has no artifact ${key}`);
+  return built;
 }
 
 /** Builds one step from its spec, or finds it in the store. */
@@ -63,14 +100,6 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
         `an input file was edited during the run, or the program and this command are different versions`,
     );
   }
-  const parents: Record<string, Artifact> = {};
-  for (const [role, parentKey] of Object.entries(spec.parents)) {
-    const artifact = await options.store.get(parentKey);
-    if (!artifact) {
-      throw new StepFailure(`${where}: its input '${role}' (artifact ${parentKey}) is not in the store`);
-    }
-    parents[role] = artifact;
-  }
   const files = Object.fromEntries(
     Object.entries(spec.files).map(([role, f]) => [role, path.resolve(root, f)]),
   );
@@ -83,8 +112,24 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
       { kind: spec.kind, name: spec.name, image: spec.image, inputs, inputFiles: files },
       async (out, log) => {
         logPath = log;
-        const work = fs.mkdtempSync(path.join(os.tmpdir(), `antidote-${spec.kind}-`));
+        // Read only when building: a step the store has needs none of its inputs.
+        const parents: Record<string, Artifact> = {};
+        for (const [role, parentKey] of Object.entries(spec.parents)) {
+          parents[role] = await parentArtifact(spec, role, parentKey, options);
+        }
         const stepLog = new StepLog(log, signal, options.progress);
+        const releaseSlot = await acquireJobSlot(
+          options.store.cacheDir("job-slots"),
+          options.jobs ?? jobLimit(),
+          {
+            signal,
+            onWait: (limit) =>
+              stepLog.progress(
+                `${spec.image}: ${spec.name}: waiting for a build slot (${limit} steps build at once here, $${JOBS_ENV})`,
+              ),
+          },
+        );
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), `antidote-${spec.kind}-`));
         stepLog.progress(`${spec.image}: ${spec.name}: building ${key.slice(0, 12)}`);
         try {
           return await definition.run({
@@ -100,9 +145,13 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
           });
         } finally {
           fs.rmSync(work, { recursive: true, force: true });
+          releaseSlot();
         }
       },
     );
+    if (cached && definition.restore && options.restore !== false) {
+      await definition.restore(artifact, options.store);
+    }
     const primary = artifact.meta.files[artifact.meta.primary];
     return {
       key,

@@ -19,6 +19,12 @@ export interface StepSpec {
   parents: Record<string, string>;
   /** The key the program computed; the step recomputes it and refuses to build on a mismatch. */
   key: string;
+  /**
+   * Key → spec of every step this one reads, directly or through its parents: what rebuilds a parent whose artifact
+   * the store lost (a new build host, a pruned store) while Pulumi's state still records it as built. Not a key
+   * input: the parent keys already cover it. @default none (a missing parent is an error)
+   */
+  ancestors?: Record<string, StepSpec>;
 }
 
 /** The one JSON line the `step` command prints on success. */
@@ -71,6 +77,11 @@ export interface StepDefinition<A = unknown> {
   parseArgs(args: Json): A;
   /** Builds the artifact into `ctx.out`. Must clean up everything it holds (mounts, processes) on every path. */
   run(ctx: StepContext<A>): Promise<BuildOutput>;
+  /**
+   * Puts back what the artifact stands for outside the store, when the store answers the step (the container
+   * step's image in dockerd, which a prune or another machine lacks). @default nothing to put back
+   */
+  restore?(artifact: Artifact, store: ArtifactStore): Promise<void>;
 }
 
 /** A bad step argument: names the field and what was expected. */

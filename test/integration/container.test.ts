@@ -9,7 +9,7 @@ import { ContainerRecord } from "../../lib/steps/container";
 import { diskImportStep } from "../../lib/steps/disk-import";
 import { inspectImage } from "../../lib/steps/docker";
 import { runStep } from "../../lib/steps/run";
-import { StepResult } from "../../lib/steps/step";
+import { StepResult, StepSpec } from "../../lib/steps/step";
 import { sshRun, SshTarget } from "../../lib/vm/ssh";
 import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
 import { bootTestSpec, debianBaseDisk, definitions, spec } from "../fixtures/disk";
@@ -40,6 +40,7 @@ describe("ContainerImage (real dockerd and registry)", function () {
   const store = sharedTestStore();
   let launcher: StepResult;
   let container: StepResult;
+  let baseContainerSpec: StepSpec;
 
   before(async function () {
     execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-dockerd.sh")], { stdio: "inherit" });
@@ -53,14 +54,12 @@ describe("ContainerImage (real dockerd and registry)", function () {
       progress: () => {},
     });
     launcher = await testLauncher(store);
-    container = await buildContainer(
-      store,
-      containerSpec("debian-base-container", "debian-base", metadata, {
-        disk: disk.key,
-        launcher: launcher.key,
-        bootTest: bootTest.key,
-      }),
-    );
+    baseContainerSpec = containerSpec("debian-base-container", "debian-base", metadata, {
+      disk: disk.key,
+      launcher: launcher.key,
+      bootTest: bootTest.key,
+    });
+    container = await buildContainer(store, baseContainerSpec);
   });
 
   it("builds a launcher base of at most 250 MB and the lab image as that layer plus the disk's", async () => {
@@ -183,13 +182,12 @@ describe("ContainerImage (real dockerd and registry)", function () {
 
     async function push(ref: string, repository: string, tagName: string): Promise<string> {
       const targetImage = `${REGISTRY}/${repository}:${tagName}`;
-      await resourcePerformers["docker:index/tag:Tag"].perform({ sourceImage: ref, targetImage }, { store });
+      await resourcePerformers["docker:index/tag:Tag"].perform({ sourceImage: ref, targetImage });
       pushed.push(targetImage);
-      const { state } = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform(
-        { name: targetImage },
-        { store },
-      );
-      return String(state.sha256Digest);
+      const { outputs } = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform({
+        name: targetImage,
+      });
+      return String(outputs.sha256Digest);
     }
 
     function manifestLayers(repository: string, digest: string): string[] {
@@ -206,9 +204,12 @@ describe("ContainerImage (real dockerd and registry)", function () {
 
     it("pushes a lab image and pulls it back by digest; a second image uploads only its own layer", async function () {
       const record = container.outputs as unknown as ContainerRecord;
-      // As on a machine whose dockerd never built it: the push builds it again from the store first.
+      // As on a machine whose dockerd never built it: the step, answered from the store, builds it again first —
+      // what lets the docker provider's Tag find it under `pulumi up`.
       // --force: another test's container may run this image; the tag goes, the image it runs stays.
       sh("docker", ["image", "rm", "--force", record.ref]);
+      const again = await buildContainer(store, baseContainerSpec);
+      assert.ok(again.cached, "answered from the store");
       const digest = await push(record.ref, "debian-base", container.key);
       assert.match(digest, /^sha256:[0-9a-f]{64}$/);
       const byDigest = `${REGISTRY}/debian-base@${digest}`;
