@@ -3,7 +3,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { ContainerImage } from "./components/container-image";
 import { BuiltStep } from "./components/step-command";
-import { CONFIG_NAMESPACE } from "./config";
+import { CONFIG_NAMESPACE, projectSettings } from "./config";
+import { publishSettings } from "./publishing";
 
 /** What the stack exports for each built step. */
 export interface StepOutput {
@@ -47,19 +48,19 @@ export function loadImages(): ImagesOutput {
       `no image named ${unknown.map((u) => `'${u}'`).join(", ")} in ${dir}; images: ${available.join(", ") || "none"}`,
     );
   }
+  // The stack's settings first: a missing secret is the stack's problem, not the first image's.
+  authorError("", () => {
+    projectSettings();
+    publishSettings();
+  });
   const outputs: ImagesOutput = {};
   for (const name of selected.length > 0 ? selected : available) {
     const file = path.join(dir, name, "image.ts");
-    let exports: Record<string, unknown>;
-    try {
+    const exports = authorError(
+      `${path.relative(process.cwd(), file)}: `,
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- images are found at run time, by folder
-      exports = require(file) as Record<string, unknown>;
-    } catch (err) {
-      // A bad description is the author's to fix: the file and the message, without the program's stack (which
-      // the Pulumi CLI and the local runner would print for any other error). ANTIDOTE_DEBUG keeps it.
-      if (process.env.ANTIDOTE_DEBUG || !(err instanceof Error)) throw err;
-      throw new pulumi.RunError(`${path.relative(process.cwd(), file)}: ${err.message}`);
-    }
+      () => require(file) as Record<string, unknown>,
+    );
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [
         step.stepName,
@@ -79,6 +80,20 @@ export function loadImages(): ImagesOutput {
     );
   }
   return outputs;
+}
+
+/**
+ * Runs `load`; an error it throws is the author's or the stack's to fix, so it becomes a `pulumi.RunError`: the
+ * message (after `prefix`, e.g. the image file) without the program's stack trace, which the Pulumi CLI and the local
+ * runner would print for any other error. `ANTIDOTE_DEBUG` keeps the original.
+ */
+function authorError<T>(prefix: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (process.env.ANTIDOTE_DEBUG || !(err instanceof Error)) throw err;
+    throw new pulumi.RunError(`${prefix}${err.message}`);
+  }
 }
 
 function isBuiltStep(value: unknown): value is BuiltStep {

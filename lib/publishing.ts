@@ -22,6 +22,12 @@ export interface PublishSettings {
 
 export const DEFAULT_REGISTRY = "127.0.0.1:5000";
 
+/**
+ * Time limits of pushes and uploads, sized for multi-GiB disks on a slow uplink: the docker provider's own default
+ * for a push is 20 minutes. The local runner holds a publication to them as the engine does.
+ */
+export const PUBLISH_TIMEOUTS: pulumi.CustomTimeouts = { create: "90m", update: "90m", delete: "10m" };
+
 export function publishSettings(): PublishSettings {
   const config = new pulumi.Config(CONFIG_NAMESPACE);
   const registry = config.get("registry") ?? DEFAULT_REGISTRY;
@@ -99,15 +105,12 @@ export function pushImage(
     return new docker.RegistryImage(
       `${name}-push-${which}`,
       { name: tagged.targetImage, keepRemotely: true, triggers: { key: args.key }, authConfig },
-      { parent, dependsOn: [tagged] },
+      { parent, dependsOn: [tagged], customTimeouts: PUBLISH_TIMEOUTS },
     );
   });
   const reference = pulumi.interpolate`${target}@${pushes[0].sha256Digest}`;
   return { reference, pushes };
 }
-
-/** Upload time limits sized for multi-GiB disks on a slow uplink. */
-const UPLOAD_TIMEOUTS: pulumi.CustomTimeouts = { create: "90m", update: "90m", delete: "10m" };
 
 /**
  * Uploads a file of a step's artifact to the stack's bucket under a content-addressed name. Objects are kept when
@@ -137,6 +140,6 @@ export function uploadToBucket(
       cacheControl: "public, max-age=31536000, immutable",
       metadata: args.sha256 ? { sha256: args.sha256 } : undefined,
     },
-    { parent, dependsOn: args.dependsOn, retainOnDelete: true, customTimeouts: UPLOAD_TIMEOUTS },
+    { parent, dependsOn: args.dependsOn, retainOnDelete: true, customTimeouts: PUBLISH_TIMEOUTS },
   );
 }

@@ -25,8 +25,8 @@ export interface Registration {
   inputs: Record<string, unknown>;
   /** Explicit provider reference (`<urn>::<id>`), when the program gave one. */
   provider?: string;
-  /** `customTimeouts` as the program set them (Go durations such as `90m`); empty when unset. */
-  customTimeouts: { create: string; update: string; delete: string };
+  /** `customTimeouts` as the program set them, in milliseconds; undefined where unset (the provider's default). */
+  customTimeouts: { create?: number; update?: number; delete?: number };
   retainOnDelete: boolean;
 }
 
@@ -193,9 +193,9 @@ export class EngineServer {
       inputs: decode(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
       provider: req.getProvider() || undefined,
       customTimeouts: {
-        create: timeouts?.getCreate() ?? "",
-        update: timeouts?.getUpdate() ?? "",
-        delete: timeouts?.getDelete() ?? "",
+        create: parseDuration(timeouts?.getCreate()),
+        update: parseDuration(timeouts?.getUpdate()),
+        delete: parseDuration(timeouts?.getDelete()),
       },
       retainOnDelete: req.getRetainondelete() ?? false,
     };
@@ -211,4 +211,15 @@ export class EngineServer {
       .setObject(Struct.fromJavaScript(encode(answer.outputs) as Record<string, never>))
       .setResult(RESULTS[answer.result ?? "success"]);
   }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go duration as `customTimeouts` takes them (`90m`, `1h30m`, `45s`) in milliseconds; empty is undefined. */
+export function parseDuration(text: string | undefined): number | undefined {
+  if (!text) return undefined;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.map((p) => p[0]).join("") !== text)
+    throw new Error(`not a duration: '${text}' (expected e.g. 90m, 1h30m)`);
+  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * DURATION_UNITS[unit], 0);
 }

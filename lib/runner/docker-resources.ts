@@ -12,9 +12,15 @@ export interface ResourcePerformer {
   computed: readonly string[];
   /** The image (repository) a resource is about, for the run's records. */
   describe(inputs: Record<string, unknown>): string;
-  /** Does it for real, on inputs whose secrets are revealed. Throws with a message for the run's report. */
-  perform(inputs: Record<string, unknown>): Promise<Performed>;
+  /**
+   * Does it for real, on inputs whose secrets are revealed, within `timeoutMs` (the resource's `customTimeouts`, else
+   * the provider's default). Throws with a message for the run's report.
+   */
+  perform(inputs: Record<string, unknown>, timeoutMs?: number): Promise<Performed>;
 }
+
+/** The docker provider's default create timeout (terraform's default for a resource without its own). */
+const PROVIDER_TIMEOUT_MS = 20 * 60_000;
 
 /** A performed resource: its computed outputs, and whether anything changed (a tag moved, a layer was uploaded). */
 export interface Performed {
@@ -37,13 +43,13 @@ const tagPerformer: ResourcePerformer = {
   kind: "docker tag",
   computed: ["sourceImageId"],
   describe: (inputs) => repositoryOf(String(inputs.targetImage)),
-  async perform(raw) {
+  async perform(raw, timeoutMs = PROVIDER_TIMEOUT_MS) {
     const inputs = raw as unknown as TagInputs;
     // The container step put the image back into dockerd when the store answered it (as under the Pulumi engine).
     const source = await inspectImage(inputs.sourceImage);
     if (!source) throw new Error(`dockerd has no image ${inputs.sourceImage}`);
     const changed = (await inspectImage(inputs.targetImage))?.id !== source.id;
-    if (changed) await docker(["tag", inputs.sourceImage, inputs.targetImage]);
+    if (changed) await docker(["tag", inputs.sourceImage, inputs.targetImage], { timeoutMs });
     return { outputs: { sourceImageId: source.id }, changed };
   },
 };
@@ -53,7 +59,7 @@ const pushPerformer: ResourcePerformer = {
   kind: "docker push",
   computed: ["sha256Digest"],
   describe: (inputs) => repositoryOf(String(inputs.name)),
-  async perform(raw) {
+  async perform(raw, timeoutMs = PROVIDER_TIMEOUT_MS) {
     const inputs = raw as unknown as RegistryImageInputs;
     const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
     const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
@@ -61,8 +67,8 @@ const pushPerformer: ResourcePerformer = {
     try {
       const auth = inputs.authConfig;
       if (auth) await dockerLogin(configDir, auth.address, auth.username, auth.password);
-      // A large disk layer over a slow link takes long; the registry skips layers it already has.
-      output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs: 90 * 60_000 });
+      // The registry skips layers it already has; a large disk layer over a slow link takes long (PUBLISH_TIMEOUTS).
+      output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs });
     } finally {
       fs.rmSync(configDir, { recursive: true, force: true });
     }

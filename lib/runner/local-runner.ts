@@ -229,7 +229,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     name: string,
     inputs: Record<string, unknown>,
     performer: ResourcePerformer,
-    dependencies: string[],
+    registration: Registration,
   ): Promise<Record<string, unknown> | undefined> => {
     const unknownInputs = containsUnknown(inputs);
     const record: StepRecord = {
@@ -251,7 +251,8 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       return Object.fromEntries(performer.computed.map((k) => [k, UNKNOWN]));
     }
     const skipped =
-      skipReason(dependencies) ?? (unknownInputs ? "what it publishes was not built" : undefined);
+      skipReason(registration.dependencies) ??
+      (unknownInputs ? "what it publishes was not built" : undefined);
     if (skipped) {
       update(record, { status: "skipped", error: skipped });
       return undefined;
@@ -260,7 +261,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       const begun = Date.now();
       update(record, { status: "building" });
       try {
-        const { outputs, changed } = await performer.perform(inputs);
+        const { outputs, changed } = await performer.perform(inputs, registration.customTimeouts.create);
         update(record, { status: changed ? "built" : "cached", elapsedMs: Date.now() - begun });
         return outputs;
       } catch (err) {
@@ -345,7 +346,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
         name,
         reveal(inputs) as Record<string, unknown>,
         performer,
-        dependencies,
+        registration,
       );
       outputs ??= Object.fromEntries(performer.computed.map((k) => [k, UNKNOWN]));
     } else {
