@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import { CONFIG_NAMESPACE, secretHint } from "./config";
+import { registryHost } from "./steps/docker";
 
 /** Where a stack publishes, from its config (`antidote-images:<key>`); every key has an embedded default. */
 export interface PublishSettings {
@@ -54,9 +55,33 @@ export function publishSettings(): PublishSettings {
   };
 }
 
-/** The registry host of `registry/namespace`: what `docker login` takes. */
-export function registryHost(registry: string): string {
-  return registry.split("/")[0];
+/**
+ * The address the docker provider reads a pushed image's digest from (`HEAD <address>/v2/…/manifests/<tag>`): it
+ * prefixes `https://` unless the address has a scheme, and keeps `docker.io` as the host of `docker.io/…` names,
+ * which serves no registry API. So: Docker Hub's API host for Docker Hub, plain HTTP for a loopback registry
+ * (dockerd pushes to those over HTTP too), HTTPS for the rest. docs/pipeline.md has the provider's rules.
+ */
+export function registryEndpoint(registry: string): string {
+  const host = registryHost(registry);
+  if (host === "docker.io" || host === "index.docker.io") return "registry-1.docker.io";
+  if (/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(host)) return `http://${host}`;
+  return host;
+}
+
+const anonymousRegistries = new Map<string, docker.Provider>();
+
+/**
+ * The docker provider for a registry pushed to without a login: the provider refuses a push that has neither the
+ * resource's `authConfig` nor a `registryAuth` entry for its registry, so this one has an entry with auth disabled.
+ */
+function anonymousRegistryProvider(registry: string): docker.Provider {
+  const address = registryEndpoint(registry);
+  let provider = anonymousRegistries.get(address);
+  if (!provider) {
+    provider = new docker.Provider("docker-registry", { registryAuth: [{ address, authDisabled: true }] });
+    anonymousRegistries.set(address, provider);
+  }
+  return provider;
 }
 
 export interface PushedImage {
@@ -88,11 +113,12 @@ export function pushImage(
   const authConfig =
     settings.registryUsername && settings.registryPassword
       ? {
-          address: registryHost(settings.registry),
+          address: registryEndpoint(settings.registry),
           username: settings.registryUsername,
           password: settings.registryPassword,
         }
       : undefined;
+  const provider = authConfig ? undefined : anonymousRegistryProvider(settings.registry);
   const pushes = [
     ["key", args.key],
     ["moving", settings.movingTag],
@@ -100,12 +126,12 @@ export function pushImage(
     const tagged = new docker.Tag(
       `${name}-tag-${which}`,
       { sourceImage: args.source, targetImage: `${target}:${tag}`, tagTriggers: [args.key] },
-      { parent, dependsOn: args.dependsOn },
+      { parent, dependsOn: args.dependsOn, provider },
     );
     return new docker.RegistryImage(
       `${name}-push-${which}`,
       { name: tagged.targetImage, keepRemotely: true, triggers: { key: args.key }, authConfig },
-      { parent, dependsOn: [tagged], customTimeouts: PUBLISH_TIMEOUTS },
+      { parent, dependsOn: [tagged], customTimeouts: PUBLISH_TIMEOUTS, provider },
     );
   });
   const reference = pulumi.interpolate`${target}@${pushes[0].sha256Digest}`;

@@ -2,7 +2,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { docker, inspectImage, repoDigest, repositoryOf } from "../steps/docker";
+import { docker, inspectImage, registryHost, repoDigest, repositoryOf } from "../steps/docker";
 
 /** How the runner performs one resource type with the docker CLI: what `pulumi up` does with the docker provider. */
 export interface ResourcePerformer {
@@ -12,11 +12,15 @@ export interface ResourcePerformer {
   computed: readonly string[];
   /** The image (repository) a resource is about, for the run's records. */
   describe(inputs: Record<string, unknown>): string;
-  /**
-   * Does it for real, on inputs whose secrets are revealed, within `timeoutMs` (the resource's `customTimeouts`, else
-   * the provider's default). Throws with a message for the run's report.
-   */
-  perform(inputs: Record<string, unknown>, timeoutMs?: number): Promise<Performed>;
+  /** Does it for real, on inputs whose secrets are revealed. Throws with a message for the run's report. */
+  perform(inputs: Record<string, unknown>, options?: PerformOptions): Promise<Performed>;
+}
+
+export interface PerformOptions {
+  /** The resource's `customTimeouts.create`. @default the provider's default, 20 minutes */
+  timeoutMs?: number;
+  /** The inputs (secrets revealed) of the explicit provider the resource names. @default none: the default provider */
+  provider?: Record<string, unknown>;
 }
 
 /** The docker provider's default create timeout (terraform's default for a resource without its own). */
@@ -43,7 +47,7 @@ const tagPerformer: ResourcePerformer = {
   kind: "docker tag",
   computed: ["sourceImageId"],
   describe: (inputs) => repositoryOf(String(inputs.targetImage)),
-  async perform(raw, timeoutMs = PROVIDER_TIMEOUT_MS) {
+  async perform(raw, { timeoutMs = PROVIDER_TIMEOUT_MS } = {}) {
     const inputs = raw as unknown as TagInputs;
     // The container step put the image back into dockerd when the store answered it (as under the Pulumi engine).
     const source = await inspectImage(inputs.sourceImage);
@@ -59,14 +63,14 @@ const pushPerformer: ResourcePerformer = {
   kind: "docker push",
   computed: ["sha256Digest"],
   describe: (inputs) => repositoryOf(String(inputs.name)),
-  async perform(raw, timeoutMs = PROVIDER_TIMEOUT_MS) {
+  async perform(raw, { timeoutMs = PROVIDER_TIMEOUT_MS, provider } = {}) {
     const inputs = raw as unknown as RegistryImageInputs;
+    const login = registryLogin(inputs, provider);
     const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
     const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
     let output: string;
     try {
-      const auth = inputs.authConfig;
-      if (auth) await dockerLogin(configDir, auth.address, auth.username, auth.password);
+      if (login) await dockerLogin(configDir, registryHost(inputs.name), login.username, login.password);
       // The registry skips layers it already has; a large disk layer over a slow link takes long (PUBLISH_TIMEOUTS).
       output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs });
     } finally {
@@ -79,6 +83,40 @@ const pushPerformer: ResourcePerformer = {
     return { outputs: { sha256Digest: digest }, changed };
   },
 };
+
+/**
+ * The login a push uses, by the docker provider's rules: the resource's `authConfig`, else the provider's
+ * `registryAuth` entry for the image's registry (none when it disables auth); with neither, the provider refuses the
+ * push, and so does the runner.
+ */
+function registryLogin(
+  inputs: RegistryImageInputs,
+  provider: Record<string, unknown> | undefined,
+): { username: string; password: string } | undefined {
+  if (inputs.authConfig) return inputs.authConfig;
+  const host = registryHost(inputs.name);
+  const raw = provider?.registryAuth;
+  // The engine hands a provider's structured config over as JSON text.
+  const entries = (typeof raw === "string" ? JSON.parse(raw) : (raw ?? [])) as RegistryAuthEntry[];
+  const entry = entries.find((e) => e.address.replace(/^https?:\/\//, "").split("/")[0] === host);
+  if (!entry) {
+    throw new Error(
+      `no auth config found for registry ${host}: the docker provider pushes only with the resource's authConfig ` +
+        `or a registryAuth entry of its provider for that registry`,
+    );
+  }
+  if (entry.authDisabled) return undefined;
+  if (!entry.username || !entry.password)
+    throw new Error(`registryAuth for ${host} has no username and password`);
+  return { username: entry.username, password: entry.password };
+}
+
+interface RegistryAuthEntry {
+  address: string;
+  username?: string;
+  password?: string;
+  authDisabled?: boolean;
+}
 
 function dockerLogin(configDir: string, address: string, username: string, password: string): Promise<void> {
   return new Promise((resolve, reject) => {

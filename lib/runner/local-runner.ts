@@ -95,6 +95,8 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   /** Resources that failed or were skipped: what depends on them is skipped, as the engine does. */
   const failedUrns = new Map<string, StepRecord>();
   const unsupported: string[] = [];
+  /** Explicit providers by reference, with their inputs. */
+  const providers = new Map<string, Record<string, unknown>>();
   const semaphore = new Semaphore(jobs);
   const buildHosts = parseBuildHosts(parseJson(stack.config[`${CONFIG_NAMESPACE}:buildHosts`]));
   /** Per build host (by connection): its configured name and a semaphore of its capacity. */
@@ -261,7 +263,10 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       const begun = Date.now();
       update(record, { status: "building" });
       try {
-        const { outputs, changed } = await performer.perform(inputs, registration.customTimeouts.create);
+        const { outputs, changed } = await performer.perform(inputs, {
+          timeoutMs: registration.customTimeouts.create,
+          provider: registration.provider ? providers.get(registration.provider) : undefined,
+        });
         update(record, { status: changed ? "built" : "cached", elapsedMs: Date.now() - begun });
         return outputs;
       } catch (err) {
@@ -331,7 +336,11 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
    */
   const register = async (registration: Registration): Promise<RegistrationResponse> => {
     const { type, name, inputs, dependencies } = registration;
-    if (type.startsWith("pulumi:providers:")) return { id: name, outputs: inputs };
+    if (type.startsWith("pulumi:providers:")) {
+      // A resource names its provider as `<urn>::<id>`.
+      providers.set(`${registration.urn}::${name}`, reveal(inputs) as Record<string, unknown>);
+      return { id: name, outputs: inputs };
+    }
     const performer = resourcePerformers[type];
     let outputs: Record<string, unknown> | undefined;
     let recordName = name;

@@ -61,3 +61,8 @@ export function repositoryOf(ref: string): string {
   const colon = withoutDigest.lastIndexOf(":");
   return colon > slash ? withoutDigest.slice(0, colon) : withoutDigest;
 }
+
+/** The registry host of `registry/namespace` or of an image name: what `docker login` takes. */
+export function registryHost(registry: string): string {
+  return registry.split("/")[0];
+}

@@ -101,6 +101,14 @@ describe("the program under Pulumi's language host (pulumi preview, with this pr
           assert.ok(tag && push, `${image}: tag and push (${which})`);
           assert.match(String(push.inputs.name), new RegExp(`^127\\.0\\.0\\.1:5000/${image}:`));
           assert.strictEqual(push.inputs.authConfig, undefined, "the local registry takes no login");
+          // The docker provider refuses a push with neither authConfig nor a registryAuth entry for its registry,
+          // and reads the digest over HTTPS unless the address says http://.
+          const provider = byName.get((push.provider ?? "").replace(/::[^:]*$/, ""));
+          assert.strictEqual(provider?.type, "pulumi:providers:docker", `${push.name}: an explicit provider`);
+          assert.deepStrictEqual(JSON.parse(String(provider?.inputs.registryAuth)), [
+            { address: "http://127.0.0.1:5000", authDisabled: true },
+          ]);
+          assert.strictEqual(tag.provider, push.provider);
           assert.ok(push.dependencies.includes(tag.urn));
           const gate = tag.dependencies.map((urn) => byName.get(urn)?.name);
           assert.ok(gate.includes(`${image}-container-build`), `${image}: tag after the container step`);
@@ -157,8 +165,10 @@ describe("the program under Pulumi's language host (pulumi preview, with this pr
       );
       for (const push of pushes) {
         assert.match(String(push.inputs.name), /^docker\.io\/antidotelabs\//);
-        const auth = push.inputs.authConfig as { username: string; password: unknown };
+        const auth = push.inputs.authConfig as { address: string; username: string; password: unknown };
         assert.strictEqual(auth.username, "antidotelabs-ci");
+        // docker.io serves no registry API: the provider reads the digest from Docker Hub's API host.
+        assert.strictEqual(auth.address, "registry-1.docker.io");
         assert.ok(auth.password instanceof Secret, "the password reaches the engine as a secret");
       }
       const uploads = ofType(registrations, UPLOAD);
