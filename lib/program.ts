@@ -3,7 +3,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { ContainerImage } from "./components/container-image";
 import { BuiltStep } from "./components/step-command";
-import { CONFIG_NAMESPACE, projectSettings } from "./config";
+import { CONFIG_NAMESPACE } from "./config-keys";
+import { projectSettings } from "./config";
 import { publishSettings } from "./publishing";
 
 /** What the stack exports for each built step. */

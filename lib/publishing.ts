@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_NAMESPACE, secretHint } from "./config";
+import { CONFIG_NAMESPACE, secretHint } from "./config-keys";
 import { registryHost } from "./steps/docker";
 
 /** Where a stack publishes, from its config (`antidote-images:<key>`); every key has an embedded default. */

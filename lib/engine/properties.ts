@@ -1,4 +1,5 @@
-import * as pulumi from "@pulumi/pulumi";
+// The SDK's own wire constants, from the module that defines them (the whole SDK takes a second longer to load).
+import * as rpc from "@pulumi/pulumi/runtime/rpc";
 
 /**
  * Property values as the engine side of the protocol sees them. The wire format (the SDK's signature keys, the
@@ -32,44 +33,44 @@ export class ResourceReference {
 
 /** A value from the wire (`Struct.toJavaScript()`) as plain values, secrets, unknowns, assets and references. */
 export function decode(value: unknown): unknown {
-  if (value === pulumi.runtime.unknownValue) return UNKNOWN;
+  if (value === rpc.unknownValue) return UNKNOWN;
   if (Array.isArray(value)) return value.map(decode);
   if (value === null || typeof value !== "object") return value;
   const record = value as Record<string, unknown>;
-  switch (record[pulumi.runtime.specialSigKey]) {
-    case pulumi.runtime.specialSecretSig:
+  switch (record[rpc.specialSigKey]) {
+    case rpc.specialSecretSig:
       return new Secret(decode(record.value));
-    case pulumi.runtime.specialAssetSig:
+    case rpc.specialAssetSig:
       if (typeof record.path === "string") return new FileAssetValue(record.path);
       throw new Error(`only file assets are supported, got ${JSON.stringify(Object.keys(record))}`);
-    case pulumi.runtime.specialResourceSig:
+    case rpc.specialResourceSig:
       return new ResourceReference(
         String(record.urn),
         record.id === undefined ? undefined : String(record.id),
       );
-    case pulumi.runtime.specialOutputValueSig: {
+    case rpc.specialOutputValueSig: {
       const inner = "value" in record ? decode(record.value) : UNKNOWN;
       return record.secret === true ? new Secret(inner) : inner;
     }
     case undefined:
       return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, decode(v)]));
     default:
-      throw new Error(`unsupported property value signature ${String(record[pulumi.runtime.specialSigKey])}`);
+      throw new Error(`unsupported property value signature ${String(record[rpc.specialSigKey])}`);
   }
 }
 
 /** A plain value (with secrets and unknowns) in the wire format, for `Struct.fromJavaScript`. */
 export function encode(value: unknown): unknown {
-  if (value === UNKNOWN) return pulumi.runtime.unknownValue;
+  if (value === UNKNOWN) return rpc.unknownValue;
   if (value instanceof Secret) {
-    return { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: encode(value.value) };
+    return { [rpc.specialSigKey]: rpc.specialSecretSig, value: encode(value.value) };
   }
   if (value instanceof FileAssetValue) {
-    return { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialAssetSig, path: value.path };
+    return { [rpc.specialSigKey]: rpc.specialAssetSig, path: value.path };
   }
   if (value instanceof ResourceReference) {
     return {
-      [pulumi.runtime.specialSigKey]: pulumi.runtime.specialResourceSig,
+      [rpc.specialSigKey]: rpc.specialResourceSig,
       urn: value.urn,
       ...(value.id !== undefined ? { id: value.id } : {}),
     };

@@ -2,7 +2,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CONFIG_NAMESPACE } from "../config";
+import { CONFIG_NAMESPACE } from "../config-keys";
 import { runLanguageHost } from "../engine/language-host";
 import { Registration, RegistrationResponse } from "../engine/monitor";
 import { containsUnknown, reveal, UNKNOWN } from "../engine/properties";
@@ -95,6 +95,8 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   /** Resources that failed or were skipped: what depends on them is skipped, as the engine does. */
   const failedUrns = new Map<string, StepRecord>();
   const unsupported: string[] = [];
+  /** `plan`: resources that would build; what depends on them would too. */
+  const wouldBuild = new Set<string>();
   /** Explicit providers by reference, with their inputs. */
   const providers = new Map<string, Record<string, unknown>>();
   const semaphore = new Semaphore(jobs);
@@ -245,7 +247,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     // In a plan, unknown inputs mean what it publishes would be built, and the publication would follow it; known
     // inputs are those of the last up (as in a Pulumi preview, no diff): it publishes what was published.
     if (options.mode === "plan") {
-      if (unknownInputs) {
+      if (unknownInputs || registration.dependencies.some((urn) => wouldBuild.has(urn))) {
         update(record, { status: "would-build", reason: "what it publishes would be built" });
         return undefined;
       }
@@ -363,6 +365,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       return { id: name, outputs: inputs, result: "fail" };
     }
     const record = records.get(recordName);
+    if (record?.status === "would-build") wouldBuild.add(registration.urn);
     if (record?.status === "failed" || record?.status === "skipped") {
       failedUrns.set(registration.urn, record);
       failedKeys.add(record.key);

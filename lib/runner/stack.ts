@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { CONFIG_NAMESPACE, SECRET_CONFIG_ENV } from "../config";
+import { CONFIG_NAMESPACE, SECRET_CONFIG_ENV } from "../config-keys";
 import { readProject } from "../engine/project";
 import { defaultStoreDir, LocalStore } from "../store/local";
 
