@@ -19,6 +19,8 @@ export async function preview(
     config?: Record<string, string>;
     /** Environment the stack's secrets are read from (as `antidote-images up` reads them). */
     env?: NodeJS.ProcessEnv;
+    /** The program's temporary directory (`TMPDIR`). @default the system's */
+    tmpdir?: string;
   } = {},
 ): Promise<LanguageHostResult & { errors: string[] }> {
   const root = options.root ?? PROJECT_ROOT;
@@ -30,6 +32,7 @@ export async function preview(
     config: { ...context.config, ...options.config },
     secretKeys: context.secretKeys,
     dryRun: true,
+    env: options.tmpdir ? { TMPDIR: options.tmpdir } : undefined,
     handler: {
       register: async (registration) => ({ id: "", outputs: registration.inputs }),
       log: (severity, message) => severity === "error" && errors.push(message),

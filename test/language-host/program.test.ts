@@ -1,6 +1,5 @@
 import * as assert from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { languageHostArgv, languageHostEnv } from "../../lib/engine/language-host";
 import { Registration } from "../../lib/engine/monitor";
@@ -48,14 +47,14 @@ describe("the program under Pulumi's language host (pulumi preview, with this pr
     let registrations: Registration[];
     let store: string;
     let projectBefore: Map<string, string>;
-    let tmpBefore: string[];
+    let tmp: string;
     let outputs: Record<string, unknown>;
 
     before(async () => {
       store = path.join(tempDir("preview-store"), "store");
       projectBefore = snapshot(PROJECT_ROOT);
-      tmpBefore = fs.readdirSync(os.tmpdir());
-      const run = await preview("local", { config: { "antidote-images:store": store } });
+      tmp = tempDir("preview-tmp");
+      const run = await preview("local", { config: { "antidote-images:store": store }, tmpdir: tmp });
       assert.strictEqual(run.exitCode, 0, `${run.errors.join("\n")}\n${run.outputTail.join("\n")}`);
       registrations = run.server.registrations;
       outputs = run.server.stackOutputs();
@@ -132,14 +131,7 @@ describe("the program under Pulumi's language host (pulumi preview, with this pr
     it("runs nothing and writes nothing in a dry run", () => {
       assert.ok(!fs.existsSync(store), "the store was not created");
       assert.deepStrictEqual(snapshot(PROJECT_ROOT), projectBefore, "no file of the project changed");
-      const created = fs
-        .readdirSync(os.tmpdir())
-        .filter((f) => !tmpBefore.includes(f) && f.startsWith("antidote-"));
-      assert.deepStrictEqual(
-        created.filter((f) => !f.startsWith("antidote-preview-store-")),
-        [],
-        "no scratch directory",
-      );
+      assert.deepStrictEqual(fs.readdirSync(tmp), [], "no scratch file or directory");
     });
   });
 
