@@ -10,12 +10,15 @@ export class Semaphore {
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await task();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      // A finished task hands its slot straight to the first waiter, so the count never depends on which of the
+      // waiter and a new caller runs first.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
