@@ -51,6 +51,18 @@ export interface EngineHandler {
   log?(severity: LogSeverity, message: string, urn: string): void;
 }
 
+/** A gRPC unary handler from a function of the request; a thrown error or rejection is the call's error. */
+function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: Error) => callback({ code: grpc.status.UNKNOWN, details: err.message }),
+      );
+  };
+}
+
 const SEVERITIES: Record<number, LogSeverity> = {
   [enginePb.LogSeverity.DEBUG]: "debug",
   [enginePb.LogSeverity.INFO]: "info",
@@ -126,42 +138,30 @@ export class EngineServer {
   }
 
   private monitorService(): grpc.UntypedServiceImplementation {
-    const unary =
-      <Req, Res>(fn: (req: Req) => Promise<Res>) =>
-      (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-        fn(call.request).then(
-          (res) => callback(null, res),
-          (err: Error) => callback({ code: grpc.status.UNKNOWN, details: err.message }),
-        );
-      };
     return {
-      supportsFeature: unary(async (req: resourcePb.SupportsFeatureRequest) =>
+      supportsFeature: unary((req: resourcePb.SupportsFeatureRequest) =>
         new resourcePb.SupportsFeatureResponse().setHassupport(FEATURES.has(req.getId())),
       ),
       registerResource: unary((req: resourcePb.RegisterResourceRequest) => this.registerResource(req)),
-      registerResourceOutputs: unary(async (req: resourcePb.RegisterResourceOutputsRequest) => {
+      registerResourceOutputs: unary((req: resourcePb.RegisterResourceOutputsRequest) => {
         this.outputs.set(
           req.getUrn(),
           decode(req.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>,
         );
         return new Empty();
       }),
-      invoke: unary(async (req: resourcePb.ResourceInvokeRequest) => {
+      invoke: unary((req: resourcePb.ResourceInvokeRequest) => {
         this.unsupportedCalls.push(req.getTok());
         const failure = new providerPb.CheckFailure().setReason(
           `this engine provides no function ${req.getTok()}`,
         );
         return new providerPb.InvokeResponse().setFailuresList([failure]);
       }),
-      signalAndWaitForShutdown: unary(async () => new Empty()),
+      signalAndWaitForShutdown: unary(() => new Empty()),
     };
   }
 
   private engineService(): grpc.UntypedServiceImplementation {
-    const unary =
-      <Req, Res>(fn: (req: Req) => Res) =>
-      (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) =>
-        callback(null, fn(call.request));
     return {
       log: unary((req: enginePb.LogRequest) => {
         const severity = SEVERITIES[req.getSeverity()] ?? "info";
