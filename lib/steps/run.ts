@@ -30,8 +30,6 @@ export interface RunStepOptions {
   /** Put back what a cached artifact stands for outside the store ({@link StepDefinition.restore}); a plan does
    * not. @default true */
   restore?: boolean;
-  /** Steps that may build at once on this machine (build slots in the store). @default `$ANTIDOTE_JOBS`, else 2 */
-  jobs?: number;
 }
 
 /**
@@ -118,17 +116,14 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
           parents[role] = await parentArtifact(spec, role, parentKey, options);
         }
         const stepLog = new StepLog(log, signal, options.progress);
-        const releaseSlot = await acquireJobSlot(
-          options.store.cacheDir("job-slots"),
-          options.jobs ?? jobLimit(),
-          {
-            signal,
-            onWait: (limit) =>
-              stepLog.progress(
-                `${spec.image}: ${spec.name}: waiting for a build slot (${limit} steps build at once here, $${JOBS_ENV})`,
-              ),
-          },
-        );
+        // One of the machine's build slots (per store: a machine has one), however many steps were started at once.
+        const releaseSlot = await acquireJobSlot(options.store.cacheDir("job-slots"), jobLimit(), {
+          signal,
+          onWait: (limit) =>
+            stepLog.progress(
+              `${spec.image}: ${spec.name}: waiting for a build slot (${limit} steps build at once here, $${JOBS_ENV})`,
+            ),
+        });
         const work = fs.mkdtempSync(path.join(os.tmpdir(), `antidote-${spec.kind}-`));
         stepLog.progress(`${spec.image}: ${spec.name}: building ${key.slice(0, 12)}`);
         try {
