@@ -184,9 +184,12 @@ describe("ContainerImage (real dockerd and registry)", function () {
       const targetImage = `${REGISTRY}/${repository}:${tagName}`;
       await resourcePerformers["docker:index/tag:Tag"].perform({ sourceImage: ref, targetImage });
       pushed.push(targetImage);
-      const { outputs } = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform({
-        name: targetImage,
-      });
+      // The provider the program gives a registry without a login (lib/publishing.ts).
+      const provider = { registryAuth: [{ address: `http://${REGISTRY}`, authDisabled: true }] };
+      const { outputs } = await resourcePerformers["docker:index/registryImage:RegistryImage"].perform(
+        { name: targetImage },
+        { provider },
+      );
       return String(outputs.sha256Digest);
     }
 
