@@ -1,7 +1,8 @@
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { spawnChild } from "../exec";
 import { loadMetadata } from "../metadata/metadata";
 import { ProgressDisplay } from "../runner/progress";
 import { runProgram } from "../runner/local-runner";
@@ -155,10 +156,11 @@ async function waitForLogin(
 
 function interactiveSsh(target: SshTarget): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(
+    // In the foreground: the terminal's job control and window size reach the session.
+    const child = spawnChild(
       "sshpass",
       ["-e", "ssh", ...SSH_OPTIONS, "-t", "-p", String(target.port), `${target.user}@127.0.0.1`],
-      { stdio: "inherit", env: { ...process.env, SSHPASS: target.password } },
+      { stdio: "inherit", env: { ...process.env, SSHPASS: target.password }, foreground: true },
     );
     child.on("close", (code) => resolve(code ?? 1));
   });

@@ -1,7 +1,7 @@
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { StepLog } from "../steps/log";
+import { CommandLog } from "../exec";
 import { BootstrapOptions, Distro, InstalledPackage, Isolated } from "./distro";
 
 /** dpkg's package name rules (Debian policy 5.6.1), with an optional `=version` or `/release` pin. */
@@ -149,7 +149,7 @@ export const debian: Distro = {
     return ["apt-get", "install", "-y", "-q", "--no-install-recommends", ...packages];
   },
 
-  async listPackages(log: StepLog, root: string): Promise<InstalledPackage[]> {
+  async listPackages(log: CommandLog, root: string): Promise<InstalledPackage[]> {
     const { stdout } = await log.exec(
       "dpkg-query",
       [

@@ -1,4 +1,4 @@
-import { StepLog } from "../steps/log";
+import { CommandLog } from "../exec";
 
 /** One installed package: the image's bill of materials. */
 export interface InstalledPackage {
@@ -67,5 +67,5 @@ export interface Distro {
   /** Installs packages, in the tree. */
   installCommand(packages: string[]): string[];
   /** Reads the installed packages from the tree without entering it. */
-  listPackages(log: StepLog, root: string): Promise<InstalledPackage[]>;
+  listPackages(log: CommandLog, root: string): Promise<InstalledPackage[]>;
 }

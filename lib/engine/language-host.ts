@@ -1,5 +1,5 @@
-import { spawn } from "child_process";
 import * as path from "path";
+import { spawnChild } from "../exec";
 import { EngineHandler, EngineServer } from "./monitor";
 import { PulumiProject } from "./project";
 
@@ -113,7 +113,7 @@ export async function runLanguageHost(options: LanguageHostRun): Promise<Languag
       dryRun: options.dryRun,
       parallel: options.parallel ?? 2,
     });
-    const child = spawn(process.execPath, argv, {
+    const child = spawnChild(process.execPath, argv, {
       cwd: options.project.root,
       env: {
         ...process.env,
@@ -130,7 +130,7 @@ export async function runLanguageHost(options: LanguageHostRun): Promise<Languag
       if (outputTail.length > 20) outputTail.shift();
       options.onOutput?.(line);
     };
-    for (const stream of [child.stdout, child.stderr]) {
+    for (const stream of [child.stdout!, child.stderr!]) {
       let partial = "";
       stream.on("data", (chunk: Buffer) => {
         const lines = (partial + chunk.toString("utf8")).split("\n");

@@ -1,4 +1,3 @@
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -8,7 +7,7 @@ import { Registration, RegistrationResponse } from "../engine/monitor";
 import { containsUnknown, reveal, UNKNOWN } from "../engine/properties";
 import { BuildHost, parseBuildHosts } from "../remote/hosts";
 import { diffSummaries, InputChange, summarizeInputs } from "../keys";
-import { killGroup } from "../steps/log";
+import { killGroup, ownScratch, spawnChild } from "../exec";
 import { ResourcePerformer, resourcePerformers } from "./docker-resources";
 import { stepDefinitions } from "../steps/registry";
 import { runStep } from "../steps/run";
@@ -117,6 +116,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   };
   // Key and known-hosts files for ssh, private to this run.
   const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-ssh-"));
+  const removeSecrets = ownScratch(secrets);
   const running = new Set<number>();
   options.signal?.addEventListener("abort", () => running.forEach((pgid) => killGroup(pgid, "SIGTERM")));
   const emit = (event: RunEvent) => options.onEvent?.(event);
@@ -407,7 +407,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     }
     outputs = knownValues(run.server.stackOutputs()) as Record<string, unknown>;
   } finally {
-    fs.rmSync(secrets, { recursive: true, force: true });
+    removeSecrets();
   }
   if (programErrors.length > 0) throw new ProgramError(programErrors[0]);
   return {
@@ -494,27 +494,26 @@ function runCommand(
     ? sshArgv(inputs.connection, inputs.create ?? "true", secrets)
     : [...interpreter, inputs.create ?? "true"];
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), {
+    const child = spawnChild(argv[0], argv.slice(1), {
       cwd: inputs.dir ? path.resolve(root, inputs.dir) : root,
       // The machine-wide job limit the steps take a slot from follows --jobs.
       env: { ...process.env, [JOBS_ENV]: String(jobs), ...inputs.environment },
       stdio: ["pipe", "pipe", "pipe"],
-      detached: true,
     });
     if (child.pid !== undefined) running.add(child.pid);
     const stdout: Buffer[] = [];
     let stderr = "";
     let partial = "";
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => {
+    child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr!.on("data", (chunk: Buffer) => {
       const text = chunk.toString("utf8");
       stderr += text;
       const lines = (partial + text).split("\n");
       partial = lines.pop() ?? "";
       lines.filter((l) => l.trim()).forEach(onStderrLine);
     });
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(inputs.stdin ?? "");
+    child.stdin!.on("error", () => undefined);
+    child.stdin!.end(inputs.stdin ?? "");
     const finish = (code: number) => {
       if (child.pid !== undefined) running.delete(child.pid);
       resolve({ code, stdout: Buffer.concat(stdout).toString("utf8"), stderr });

@@ -1,4 +1,4 @@
-import { execFile } from "child_process";
+import { capture } from "../exec";
 
 /** What the container steps record of an image in dockerd. */
 export interface DockerImageInfo {
@@ -18,18 +18,14 @@ interface InspectOutput {
 }
 
 /** Runs the docker CLI; rejects with its stderr. */
-export function docker(args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      "docker",
-      args,
-      { maxBuffer: 16 << 20, timeout: options.timeoutMs ?? 120_000, killSignal: "SIGKILL" },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`docker ${args[0]}: ${stderr.trim() || err.message}`));
-        else resolve(stdout);
-      },
-    );
-  });
+export async function docker(args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const run = await capture("docker", args, { timeoutMs });
+  if (run.status === 0) return run.stdout;
+  const status = run.timedOut
+    ? `timed out after ${timeoutMs} ms`
+    : `exited with status ${run.status ?? run.signal}`;
+  throw new Error(`docker ${args[0]}: ${run.stderr.trim() || status}`);
 }
 
 async function inspect(ref: string): Promise<InspectOutput | undefined> {

@@ -4,7 +4,8 @@ import * as path from "path";
 import { keyOfSummary, summarizeInputs } from "../keys";
 import { Artifact, ArtifactStore } from "../store/store";
 import { acquireJobSlot, jobLimit, JOBS_ENV } from "../store/job-slots";
-import { ExecError, progressToStderr, StepLog, tailOfFile } from "./log";
+import { ExecError } from "../exec";
+import { progressToStderr, StepLog, tailOfFile } from "./log";
 import { StepArgsError, StepDefinition, StepResult, StepSpec } from "./step";
 
 /** A failed step: the message names the image, the step and the cause; the log tail and path come with it. */

@@ -1,8 +1,8 @@
-import { execFileSync, spawn } from "child_process";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { killGroup } from "../steps/log";
+import { killGroup, spawnChild } from "../exec";
 import { GRUB_LIB, installBiosBootCode } from "./grub";
 import { Accelerator } from "./qemu";
 
@@ -168,7 +168,7 @@ export async function bootProbeVm(accelArgs: string[]): Promise<ProbeResult> {
 
 function runProbe(args: string[], logFile: string): Promise<{ timedOut: boolean; code: number | null }> {
   const fd = fs.openSync(logFile, "w");
-  const child = spawn("qemu-system-x86_64", args, { detached: true, stdio: ["ignore", fd, fd] });
+  const child = spawnChild("qemu-system-x86_64", args, { stdio: ["ignore", fd, fd] });
   fs.closeSync(fd);
   return new Promise((resolve) => {
     let timedOut = false;

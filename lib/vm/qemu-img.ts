@@ -1,5 +1,5 @@
 import * as fs from "fs";
-import { StepLog } from "../steps/log";
+import { CommandLog } from "../exec";
 
 /** Disk formats `qemu-img` converts from. The format is always given, never probed (a probed raw image can lie). */
 export const DISK_FORMATS = ["qcow2", "raw", "vmdk", "vdi"] as const;
@@ -17,7 +17,7 @@ export interface DiskImageInfo {
  * order (no `-W`) so equal input gives an identical file.
  */
 export async function convertToCompressedQcow2(
-  log: StepLog,
+  log: CommandLog,
   source: string,
   format: DiskFormat,
   output: string,
@@ -36,7 +36,11 @@ export async function convertToCompressedQcow2(
   ]);
 }
 
-export async function diskImageInfo(log: StepLog, file: string, format?: DiskFormat): Promise<DiskImageInfo> {
+export async function diskImageInfo(
+  log: CommandLog,
+  file: string,
+  format?: DiskFormat,
+): Promise<DiskImageInfo> {
   const { stdout } = await log.exec(
     "qemu-img",
     ["info", "--output=json", ...(format ? ["-f", format] : []), file],

@@ -1,7 +1,7 @@
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
-import { killGroup } from "../steps/log";
+import { killGroup, spawnChild } from "../exec";
 
 export type Accelerator = "kvm" | "tcg";
 export type Firmware = "bios" | "uefi";
@@ -156,30 +156,21 @@ export class RunningVm {
   /** Stops QEMU (SIGTERM, SIGKILL after a grace period) and waits until it is gone. */
   async stop(): Promise<void> {
     if (this.exit || this.child.pid === undefined) return;
-    killGroup(this.child.pid, "SIGTERM");
-    const killed = setTimeout(() => killGroup(this.child.pid!, "SIGKILL"), 3000);
+    // What QEMU left in its group is killed when it exits (spawnChild).
+    killGroup(this.child.pid, "SIGTERM", 3000);
     await this.exited;
-    clearTimeout(killed);
-    killGroup(this.child.pid, "SIGKILL");
   }
 }
 
 /**
- * Starts QEMU detached, in its own process group, output to `qemuLog`, never to the caller's stdio (an orphan
+ * Starts QEMU in its own process group, output to `qemuLog`, never to the caller's stdio (an orphan
  * holding the test runner's pipe hangs CI). The caller must `stop()` it on every path.
  */
 export function startVm(config: VmConfig, qemuLog: string): RunningVm {
   const fd = fs.openSync(qemuLog, "a");
   try {
-    // setpriv: QEMU gets SIGKILL if this process dies without stopping it (even by SIGKILL), so no VM is orphaned.
-    const child = spawn(
-      "setpriv",
-      ["--pdeathsig", "SIGKILL", "--", "qemu-system-x86_64", ...qemuArgs(config)],
-      {
-        detached: true,
-        stdio: ["ignore", fd, fd],
-      },
-    );
+    // Dies with this process, even when it is SIGKILLed (the reaper of lib/exec.ts), so no VM is orphaned.
+    const child = spawnChild("qemu-system-x86_64", qemuArgs(config), { stdio: ["ignore", fd, fd] });
     return new RunningVm(child, config, qemuLog);
   } finally {
     fs.closeSync(fd);

@@ -1,6 +1,5 @@
-import { spawn } from "child_process";
 import * as net from "net";
-import { killGroup } from "../steps/log";
+import { capture } from "../exec";
 
 /** Where and as whom to log in. */
 export interface SshTarget {
@@ -62,49 +61,26 @@ export function sshArgs(target: SshTarget, command: string): string[] {
  * Runs a command in the guest with password authentication. Never throws for the command's failure: the status and
  * output are the result. ssh runs in its own process group, killed on timeout or abort.
  */
-export function sshRun(
+export async function sshRun(
   target: SshTarget,
   command: string,
   options: { input?: string | Buffer; timeoutMs: number; signal?: AbortSignal },
 ): Promise<SshResult> {
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) return reject(new Error("stopped before ssh ran"));
-    const child = spawn("sshpass", sshArgs(target, command), {
-      detached: true,
-      env: { ...process.env, SSHPASS: target.password },
-      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on("data", (c: Buffer) => out.push(c));
-    child.stderr!.on("data", (c: Buffer) => err.push(c));
-    child.stdin?.on("error", () => undefined);
-    if (options.input !== undefined) child.stdin!.end(options.input);
-    let timedOut = false;
-    const kill = () => child.pid !== undefined && killGroup(child.pid, "SIGKILL");
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, options.timeoutMs);
-    options.signal?.addEventListener("abort", kill, { once: true });
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new Error(`could not run sshpass: ${e.message}`));
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", kill);
-      kill();
-      resolve({
-        status: code,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        durationMs: Date.now() - started,
-        timedOut,
-      });
-    });
+  if (options.signal?.aborted) throw new Error("stopped before ssh ran");
+  const result = await capture("sshpass", sshArgs(target, command), {
+    env: { ...process.env, SSHPASS: target.password },
+    input: options.input,
+    timeoutMs: options.timeoutMs,
+    signal: options.signal,
   });
+  return {
+    status: result.status,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    durationMs: Date.now() - started,
+    timedOut: result.timedOut,
+  };
 }
 
 /** sshpass's exit status when the password was refused. */

@@ -1,7 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { Isolated } from "../../distro/distro";
-import { ExecError, StepLog } from "../log";
+import { ExecError } from "../../exec";
+import { StepLog } from "../log";
 
 /** unshare(1) options that give a command its own mount, PID, UTS and IPC namespaces, ended with it. */
 const NAMESPACES = [
