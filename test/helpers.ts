@@ -18,3 +18,21 @@ export function tempDir(prefix: string): string {
 export function sharedTestStore(): LocalStore {
   return new LocalStore(process.env.ANTIDOTE_TEST_STORE ?? path.join(os.tmpdir(), "antidote-test-store"));
 }
+
+/**
+ * SIGKILLs `pid` together with its reaper (lib/exec.ts), as a power loss or the OOM killer would: nothing cleans up
+ * behind it, so what the next run reclaims can be checked.
+ */
+export function killWithReaper(pid: number): void {
+  for (const entry of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid && fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").startsWith("perl\0"))
+        process.kill(Number(entry), "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+  process.kill(pid, "SIGKILL");
+}

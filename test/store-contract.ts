@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { sha256 } from "../lib/keys";
 import { ArtifactStore } from "../lib/store/store";
-import { PROJECT_ROOT, tempDir } from "./helpers";
+import { killWithReaper, PROJECT_ROOT, tempDir } from "./helpers";
 
 export const inputs = { kind: "test", version: 1, args: null, files: {}, parents: {} };
 export const info = { kind: "test", name: "test-step", image: "test", inputs };
@@ -124,7 +124,8 @@ export function storeContract(harness: StoreHarness): void {
       const child = putInChild(harness, storeDir, key, journal, 60_000, "ok");
       const done = exited(child);
       await until(() => fs.existsSync(journal), "the build to start");
-      child.kill("SIGKILL");
+      // Its reaper too: what is left must be found by the next put (the reaper's own cleanup: test/unit/exec.test.ts).
+      killWithReaper(child.pid!);
       await done;
       const store = harness.open(storeDir);
       assert.strictEqual(await store.has(key), false);

@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { spawnChild } from "../exec";
+import { ownScratch, spawnChild } from "../exec";
 import { loadMetadata } from "../metadata/metadata";
 import { ProgressDisplay } from "../runner/progress";
 import { runProgram } from "../runner/local-runner";
@@ -55,6 +55,7 @@ export async function vmCommand(argv: string[]): Promise<number> {
   const store = stackStore(root, stack);
   const accel = await chooseAccelerator("auto", store.cacheDir("kvm-probe"));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `antidote-vm-${image}-`));
+  const removeWork = ownScratch(work);
   const overlay = path.join(work, "overlay.qcow2");
   const consoleLog = path.join(work, "console.log");
   const created = spawnSync("qemu-img", [
@@ -109,7 +110,7 @@ export async function vmCommand(argv: string[]): Promise<number> {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     await vm.stop();
-    fs.rmSync(work, { recursive: true, force: true });
+    removeWork();
   }
 }
 

@@ -1,7 +1,7 @@
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { capture, ownScratch } from "../exec";
 import { docker, inspectImage, registryHost, repoDigest, repositoryOf } from "../steps/docker";
 
 /** How the runner performs one resource type with the docker CLI: what `pulumi up` does with the docker provider. */
@@ -66,15 +66,17 @@ const pushPerformer: ResourcePerformer = {
   async perform(raw, { timeoutMs = PROVIDER_TIMEOUT_MS, provider } = {}) {
     const inputs = raw as unknown as RegistryImageInputs;
     const login = registryLogin(inputs, provider);
-    const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
     const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
+    const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
+    // The login's credentials go with the directory, even when this process is killed.
+    const removeConfig = ownScratch(configDir);
     let output: string;
     try {
       if (login) await dockerLogin(configDir, registryHost(inputs.name), login.username, login.password);
       // The registry skips layers it already has; a large disk layer over a slow link takes long (PUBLISH_TIMEOUTS).
       output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs });
     } finally {
-      fs.rmSync(configDir, { recursive: true, force: true });
+      removeConfig();
     }
     const digest = await repoDigest(inputs.name, repositoryOf(inputs.name));
     if (!digest) throw new Error(`pushed ${inputs.name} but dockerd recorded no digest for it`);
@@ -118,22 +120,19 @@ interface RegistryAuthEntry {
   authDisabled?: boolean;
 }
 
-function dockerLogin(configDir: string, address: string, username: string, password: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // The password goes on stdin: never on a command line, in the environment of children or in a log.
-    const child = spawn(
-      "docker",
-      ["--config", configDir, "login", "--username", username, "--password-stdin", address],
-      { stdio: ["pipe", "ignore", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`docker login ${address} as ${username}: ${stderr.trim()}`)),
-    );
-    child.stdin!.end(password);
-  });
+async function dockerLogin(
+  configDir: string,
+  address: string,
+  username: string,
+  password: string,
+): Promise<void> {
+  // The password goes on stdin: never on a command line, in the environment of children or in a log.
+  const run = await capture(
+    "docker",
+    ["--config", configDir, "login", "--username", username, "--password-stdin", address],
+    { input: password },
+  );
+  if (run.status !== 0) throw new Error(`docker login ${address} as ${username}: ${run.stderr.trim()}`);
 }
 
 /** The resource types the local runner performs besides commands. */

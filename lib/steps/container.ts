@@ -1,5 +1,4 @@
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { Json } from "../keys";
 import { ImageMetadata } from "../metadata/schema";
@@ -104,7 +103,13 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
   });
   fs.writeFileSync(path.join(ctx.out, "Dockerfile"), dockerfile);
   ctx.log.progress(`${ctx.spec.image}: docker build ${ref.slice(0, 40)}…`);
-  await buildLabImage(ctx.log, path.join(ctx.out, "Dockerfile"), path.join(disk.dir, diskFile), ref);
+  await buildLabImage(
+    ctx.log,
+    ctx.store,
+    path.join(ctx.out, "Dockerfile"),
+    path.join(disk.dir, diskFile),
+    ref,
+  );
   const image = await inspectImage(ref);
   if (!image) throw new Error(`dockerd does not show the image it just built as ${ref}`);
   const record = containerRecord(ref, base, image, diskSha256);
@@ -144,6 +149,7 @@ export async function ensureContainerImage(store: ArtifactStore, key: string): P
   await ensureLauncherImage(launcher, store, log);
   await buildLabImage(
     log,
+    store,
     path.join(artifact.dir, "Dockerfile"),
     path.join(disk.dir, disk.meta.primary),
     record.ref,
@@ -166,8 +172,14 @@ const DISK_LAYER_MTIME = 946684800;
  * {@link DISK_LAYER_MTIME}, directory included. The Dockerfile's `COPY . /` then writes a layer whose bytes are the
  * same at every build: a `COPY file /disk/…` would date the `/disk` it creates with the build's own clock.
  */
-async function buildLabImage(log: StepLog, dockerfile: string, diskPath: string, ref: string): Promise<void> {
-  const context = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-container-"));
+async function buildLabImage(
+  log: StepLog,
+  store: ArtifactStore,
+  dockerfile: string,
+  diskPath: string,
+  ref: string,
+): Promise<void> {
+  const { dir: context, remove: removeContext } = store.scratchDir("antidote-container-context");
   try {
     const inContext = path.join(context, CONTAINER_DISK_PATH);
     fs.mkdirSync(path.dirname(inContext));
@@ -181,7 +193,7 @@ async function buildLabImage(log: StepLog, dockerfile: string, diskPath: string,
       capture: true,
     });
   } finally {
-    fs.rmSync(context, { recursive: true, force: true });
+    removeContext();
   }
 }
 

@@ -1,5 +1,4 @@
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { Json } from "../keys";
 import { Artifact, ArtifactStore } from "../store/store";
@@ -147,7 +146,7 @@ export async function ensureLauncherImage(
     if (!blob) throw new Error(`the store no longer holds the launcher's ${role}; remove ${launcher.dir}`);
     scripts[role] = blob;
   }
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-launcher-"));
+  const { dir: work, remove: removeWork } = store.scratchDir("antidote-launcher-work");
   try {
     const image = await importLauncher(log, rootfs, scripts, record.ref, work);
     if (image.layers.join() !== record.layers.join()) {
@@ -158,6 +157,6 @@ export async function ensureLauncherImage(
     }
     return { ...record, ...image };
   } finally {
-    fs.rmSync(work, { recursive: true, force: true });
+    removeWork();
   }
 }

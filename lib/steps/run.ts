@@ -1,5 +1,3 @@
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { keyOfSummary, summarizeInputs } from "../keys";
 import { Artifact, ArtifactStore } from "../store/store";
@@ -125,7 +123,8 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
               `${spec.image}: ${spec.name}: waiting for a build slot (${limit} steps build at once here, $${JOBS_ENV})`,
             ),
         });
-        const work = fs.mkdtempSync(path.join(os.tmpdir(), `antidote-${spec.kind}-`));
+        // In the store's tmp/: removed by this process's reaper if it is killed, else by the next run.
+        const work = options.store.scratchDir(`antidote-${spec.kind}-work`);
         stepLog.progress(`${spec.image}: ${spec.name}: building ${key.slice(0, 12)}`);
         try {
           return await definition.run({
@@ -134,13 +133,13 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
             files,
             parents,
             out,
-            work,
+            work: work.dir,
             log: stepLog,
             store: options.store,
             signal,
           });
         } finally {
-          fs.rmSync(work, { recursive: true, force: true });
+          work.remove();
           releaseSlot();
         }
       },

@@ -58,7 +58,7 @@ export interface StepContext<A> {
   parents: Record<string, Artifact>;
   /** Private directory that becomes the artifact when `run` succeeds. Write outputs here. */
   out: string;
-  /** Scratch directory, removed after the step whatever happens. */
+  /** Scratch directory in the store's tmp/, removed after the step whatever happens (see ArtifactStore.scratchDir). */
   work: string;
   log: StepLog;
   store: ArtifactStore;

@@ -11,6 +11,7 @@ import {
   BuildOutput,
   PutResult,
   reachableKeys,
+  Scratch,
   StepRef,
 } from "./store";
 
@@ -67,6 +68,10 @@ export class GcsStore implements ArtifactStore {
 
   cacheDir(name: string): string {
     return this.cache.cacheDir(name);
+  }
+
+  scratchDir(prefix: string): Scratch {
+    return this.cache.scratchDir(prefix);
   }
 
   async has(key: string): Promise<boolean> {

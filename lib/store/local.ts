@@ -2,6 +2,7 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ownScratch } from "../exec";
 import { sha256, sha256File } from "../keys";
 import { acquireLock, isDead, processStartTime } from "./lock";
 import {
@@ -13,6 +14,7 @@ import {
   FileDigest,
   PutResult,
   reachableKeys,
+  Scratch,
   StepRef,
 } from "./store";
 
@@ -36,7 +38,8 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
  * An artifact store in a local directory:
  *
  *     artifacts/<key>/   finished artifacts: their files and meta.json
- *     tmp/               builds in progress (named after their process, so a dead one's leftovers can be removed)
+ *     tmp/               builds in progress and their scratch directories (named after their process, so a dead
+ *                        one's leftovers can be removed)
  *     locks/<key>.lock   one builder per key
  *     logs/<key>.log     build logs, kept for failed builds too
  *     refs/<name>.json   the last build of each named step (what `plan` compares against)
@@ -147,6 +150,8 @@ export class LocalStore implements ArtifactStore {
     info: BuildInfo | undefined,
     produce: (tmp: string) => Promise<ArtifactMeta>,
   ): Promise<PutResult> {
+    // Every step of a run comes here, built or cached: what dead builds left is reclaimed by the next run.
+    this.removeDeadBuilds();
     const finished = await this.get(key);
     if (finished) return this.reuse(finished, info);
 
@@ -157,17 +162,14 @@ export class LocalStore implements ArtifactStore {
     try {
       const built = await this.get(key);
       if (built) return this.reuse(built, info);
-      this.removeDeadBuilds();
 
-      const tmp = path.join(this.location, "tmp", tmpName(key));
-      fs.mkdirSync(tmp);
+      const { dir: tmp, remove: removeTmp } = this.scratchDir(key);
       try {
         const meta = await produce(tmp);
         fs.writeFileSync(path.join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
         fs.renameSync(tmp, this.artifactDir(key));
-      } catch (err) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-        throw err;
+      } finally {
+        removeTmp();
       }
       const artifact = await this.get(key);
       if (!artifact)
@@ -233,6 +235,12 @@ export class LocalStore implements ArtifactStore {
     }
   }
 
+  scratchDir(prefix: string): Scratch {
+    const dir = path.join(this.location, "tmp", tmpName(prefix));
+    fs.mkdirSync(dir);
+    return { dir, remove: ownScratch(dir) };
+  }
+
   /** Deletes the temporary directories of builds whose process is gone (killed, crashed, power lost). */
   removeDeadBuilds(): string[] {
     const removed: string[] = [];
@@ -261,7 +269,7 @@ export class LocalStore implements ArtifactStore {
       removed.push(key);
       if (options.dryRun) continue;
       // Renamed out of artifacts/ first, so a reader never sees a half-deleted artifact.
-      const doomed = path.join(this.location, "tmp", `gc-${key}-${randomBytes(4).toString("hex")}`);
+      const doomed = path.join(this.location, "tmp", tmpName(`gc-${key}`));
       fs.renameSync(path.join(this.location, "artifacts", key), doomed);
       fs.rmSync(doomed, { recursive: true, force: true });
       if (KEY_PATTERN.test(key)) fs.rmSync(this.logPath(key), { force: true });
@@ -272,9 +280,10 @@ export class LocalStore implements ArtifactStore {
 
 const hostTag = sha256(os.hostname()).slice(0, 8);
 
-function tmpName(key: string): string {
+/** `<prefix>~<host>~<pid>~<process start time>~<random>`: whose it is, so a dead process's can be removed. */
+function tmpName(prefix: string): string {
   return [
-    key,
+    prefix,
     hostTag,
     process.pid,
     processStartTime(process.pid) ?? "0",

@@ -67,6 +67,12 @@ export interface PutResult {
   cached: boolean;
 }
 
+/** A build's scratch directory and how to remove it. */
+export interface Scratch {
+  dir: string;
+  remove(): void;
+}
+
 /** Maps step keys to finished artifacts. Publication is atomic and per-key exclusive. */
 export interface ArtifactStore {
   readonly location: string;
@@ -85,6 +91,11 @@ export interface ArtifactStore {
   logPath(key: string): string;
   /** Directory for caches shared between builds (package downloads, ccache), by name. */
   cacheDir(name: string): string;
+  /**
+   * A new, empty scratch directory for a build of this process, its name starting with `prefix`: removed by
+   * `remove()`, by this process's reaper if the process is killed first, and by the next run if both died.
+   */
+  scratchDir(prefix: string): Scratch;
   readRef(name: string): Promise<StepRef | undefined>;
   /** Every step's latest recorded build. */
   listRefs(): Promise<StepRef[]>;

@@ -2,7 +2,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { killGroup, spawnChild } from "../exec";
+import { killGroup, ownScratch, spawnChild } from "../exec";
 import { GRUB_LIB, installBiosBootCode } from "./grub";
 import { Accelerator } from "./qemu";
 
@@ -94,6 +94,7 @@ export interface ProbeResult {
 /** Boots the probe VM (a 1 MiB disk with only GRUB's boot code) with the given accelerator options. */
 export async function bootProbeVm(accelArgs: string[]): Promise<ProbeResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-kvm-probe-"));
+  const removeDir = ownScratch(dir);
   try {
     const disk = path.join(dir, "probe.raw");
     const console = path.join(dir, "console.log");
@@ -162,7 +163,7 @@ export async function bootProbeVm(accelArgs: string[]): Promise<ProbeResult> {
       .join(" | ");
     return { passed, ...result, ms: Date.now() - started, qemuSaid };
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir();
   }
 }
 

@@ -1,7 +1,6 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { BootTestReport } from "../../lib/steps/boot-test";
 import { runStep, StepFailure } from "../../lib/steps/run";
@@ -142,7 +141,8 @@ describe("boot test step (real debian-base disk, TCG unless KVM works)", () => {
   it("stops QEMU and removes its overlay when interrupted mid-boot (SIGTERM)", async () => {
     const s = bootTestSpec("interrupted", base.disk.key, { memoryMiB: 768 });
     const controller = new AbortController();
-    const workDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("antidote-boot-test-"));
+    const workDirs = () =>
+      fs.readdirSync(path.join(store.location, "tmp")).filter((d) => d.startsWith("antidote-boot-test-"));
     const before = workDirs();
     await assert.rejects(
       run(s, {

@@ -2,7 +2,6 @@ import * as assert from "assert";
 import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
-import * as os from "os";
 import * as path from "path";
 import { sha256File } from "../../lib/keys";
 import { LocalStore } from "../../lib/store/local";
@@ -168,7 +167,7 @@ describe("disk step (real rootfs and kernel)", () => {
 
     it("stopped while writing the filesystem (SIGTERM): no artifact, no temp files, nothing attached or mounted", async () => {
       const before = { attached: attachedAndMounted(), tmp: leftovers() };
-      const workDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("antidote-disk-"));
+      const workDirs = () => leftovers().filter((d) => d.startsWith("antidote-disk-"));
       const workBefore = workDirs();
       const s = spec("disk", "interrupted", { sizeBytes: 3072 * MIB }, parents());
       const controller = new AbortController();

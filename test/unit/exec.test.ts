@@ -2,7 +2,11 @@ import * as assert from "assert";
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT_ROOT, tempDir } from "../helpers";
+import { stepKey } from "../../lib/keys";
+import { LocalStore } from "../../lib/store/local";
+import { runStep } from "../../lib/steps/run";
+import { StepDefinition } from "../../lib/steps/step";
+import { killWithReaper, PROJECT_ROOT, tempDir } from "../helpers";
 
 /** Starts test/fixtures/exec-parent.ts and resolves with its first line, once its children are running. */
 function startParent(mode: "group" | "step", dir: string): Promise<{ parent: ChildProcess; line: string }> {
@@ -64,5 +68,49 @@ describe("Process layer (lib/exec.ts)", () => {
     } finally {
       pids.filter(alive).forEach((pid) => process.kill(pid, "SIGKILL"));
     }
+  });
+
+  it("removes a killed step's work and output directories within 1 s", async () => {
+    const storeDir = tempDir("exec-step");
+    const { parent, line } = await startParent("step", storeDir);
+    const { work, out } = JSON.parse(line) as { work: string; out: string };
+    assert.ok(fs.existsSync(work) && fs.existsSync(out));
+    const killed = Date.now();
+    parent.kill("SIGKILL");
+    assert.ok(
+      await within(1000, killed, () => !fs.existsSync(work) && !fs.existsSync(out)),
+      `left behind: ${[work, out].filter((d) => fs.existsSync(d)).join(", ")}`,
+    );
+  });
+
+  it("reclaims a dead build's scratch at the next run, even when its reaper died with it", async () => {
+    const storeDir = tempDir("exec-dead-run");
+    const { parent, line } = await startParent("step", storeDir);
+    const { work, out } = JSON.parse(line) as { work: string; out: string };
+    // As after a power loss or the OOM killer: the reaper goes first, so nothing cleans up behind the build.
+    const exited = new Promise((resolve) => parent.on("exit", resolve));
+    killWithReaper(parent.pid!);
+    await exited;
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(fs.existsSync(work), "the dead build's scratch is left behind");
+
+    // The next run: one step, against the same store.
+    const quick: StepDefinition = {
+      kind: "quick",
+      version: 1,
+      parseArgs: (args) => args,
+      async run(ctx) {
+        fs.writeFileSync(path.join(ctx.out, "out.txt"), "ok");
+        return { primary: "out.txt" };
+      },
+    };
+    const parts = { kind: "quick", version: 1, args: null, files: {}, parents: {} };
+    await runStep(
+      { ...parts, name: "quick", image: "test", key: stepKey(parts) },
+      { store: new LocalStore(storeDir), definitions: { quick }, progress: () => undefined },
+    );
+    assert.ok(!fs.existsSync(work), `the dead build's work directory ${work} is reclaimed`);
+    assert.ok(!fs.existsSync(out), `the dead build's output directory ${out} is reclaimed`);
+    assert.deepStrictEqual(fs.readdirSync(path.join(storeDir, "tmp")), []);
   });
 });
