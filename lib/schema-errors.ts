@@ -38,6 +38,15 @@ function schemaAt(schema: object, schemaPath: string, up = 0): Record<string, un
   return node !== null && typeof node === "object" ? (node as Record<string, unknown>) : {};
 }
 
+/** The fields an object schema takes: "port, name (and optionally protocol, description)". */
+function fieldsOf(node: Record<string, unknown>): string {
+  const fields = Object.keys(node.properties ?? {});
+  const required = (node.required as string[] | undefined) ?? [];
+  const optional = fields.filter((f) => !required.includes(f)).join(", ");
+  if (required.length === 0) return `${optional} (all optional)`;
+  return `${required.join(", ")}${optional ? ` (and optionally ${optional})` : ""}`;
+}
+
 /**
  * Ajv's errors (`allErrors`) as problems naming the field, what was expected and what was found. `patterns`
  * describes a schema's patterns in words ("an octal mode like \"0640\""); others are shown as the regex.
@@ -60,7 +69,11 @@ export function schemaProblems(
     const pattern = (p: unknown) => patterns[String(p)] ?? `a value matching ${String(p)}`;
     switch (error.keyword) {
       case "required":
-        problem(at(String(params.missingProperty)), "required, but missing");
+        problem(
+          at(String(params.missingProperty)),
+          // Inside a list or object, say what the entry as a whole takes: the author may have guessed its shape.
+          `required, but missing${field ? ` (an entry takes ${fieldsOf(schemaAt(schema, error.schemaPath, 1))})` : ""}`,
+        );
         break;
       case "additionalProperties":
         problem(
@@ -78,8 +91,15 @@ export function schemaProblems(
       }
       case "type": {
         const types = (Array.isArray(params.type) ? params.type : String(params.type).split(",")) as string[];
+        const node = schemaAt(schema, error.schemaPath, 1);
         const words = types.map((t) =>
-          t === "integer" ? "a whole number" : t === "object" ? "an object" : `a ${t}`,
+          t === "integer"
+            ? "a whole number"
+            : t === "array"
+              ? "a list"
+              : t === "object"
+                ? `an object${node.properties ? ` with fields ${fieldsOf(node)}` : ""}`
+                : `a ${t}`,
         );
         problem(field || "(document)", `expected ${words.join(" or ")}, got ${got}`);
         break;

@@ -8,6 +8,9 @@ import { ImageMetadata, imageMetadataSchema } from "./schema";
 /** The metadata file in an image folder. */
 export const METADATA_FILE = "metadata.yaml";
 
+/** The port every image forwards, whatever it declares: the container's health check logs in over it. */
+const SSH_PORT: ImageMetadata["ports"][number] = { port: 22, protocol: "tcp", name: "ssh" };
+
 const validate = new Ajv({ allErrors: true, useDefaults: true }).compile(imageMetadataSchema);
 
 /** Invalid metadata: names the file, each field, what was expected and what was found. */
@@ -68,5 +71,7 @@ export function checkMetadata(doc: unknown, file: string, folder?: string): Imag
       problems.push(`${field}: expected each once, got ${[...new Set(dupes)].join(", ")} twice`);
   }
   if (problems.length > 0) throw new MetadataError(file, problems);
+  if (!metadata.ports.some((p) => p.port === SSH_PORT.port && p.protocol === SSH_PORT.protocol))
+    metadata.ports.unshift({ ...SSH_PORT });
   return metadata;
 }

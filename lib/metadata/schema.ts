@@ -12,7 +12,11 @@ export interface ImageMetadata {
   capabilities: string[];
   /** The login a learner uses. @default antidote / antidotepassword */
   credentials: { username: string; password: string };
-  /** Ports the container forwards to the VM. @default [{ port: 22, name: "ssh" }] */
+  /**
+   * Ports the container forwards to the VM, besides 22/tcp (ssh), which every image forwards: the health check logs
+   * in over it. Once loaded, the list starts with 22/tcp unless it declares 22/tcp itself.
+   * @default [] (22/tcp only)
+   */
   ports: { port: number; protocol: "tcp" | "udp"; name: string; description?: string }[];
   /** The VM's NICs in order; the first is the management NIC (DHCP, forwarded ports). @default [eth0 management] */
   interfaces: { name: string; purpose: "management" | "data"; description?: string }[];
@@ -66,7 +70,7 @@ export const imageMetadataSchema = {
           description: { type: "string" },
         },
       },
-      default: [{ port: 22, protocol: "tcp", name: "ssh" }],
+      default: [],
     },
     interfaces: {
       type: "array",

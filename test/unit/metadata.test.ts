@@ -76,6 +76,50 @@ describe("image metadata", () => {
     );
   });
 
+  it("adds declared ports to ssh (22/tcp, which the health check logs in over) instead of replacing it", () => {
+    const ports = (declared: unknown) => check({ name: "frr", description: "x", ports: declared }).ports;
+    assert.deepStrictEqual(ports([{ port: 80, name: "http" }]), [
+      { port: 22, protocol: "tcp", name: "ssh" },
+      { port: 80, protocol: "tcp", name: "http" },
+    ]);
+    assert.deepStrictEqual(
+      ports([
+        { port: 830, name: "netconf" },
+        { port: 22, name: "ssh", description: "the login" },
+      ]),
+      [
+        { port: 830, protocol: "tcp", name: "netconf" },
+        { port: 22, protocol: "tcp", name: "ssh", description: "the login" },
+      ],
+      "an author's own 22/tcp entry is kept as written, not doubled",
+    );
+    assert.deepStrictEqual(ports([{ port: 22, protocol: "udp", name: "odd" }]), [
+      { port: 22, protocol: "tcp", name: "ssh" },
+      { port: 22, protocol: "udp", name: "odd" },
+    ]);
+  });
+
+  it("says which fields a ports entry takes when one is malformed", () => {
+    const fields = /port, name \(and optionally protocol, description\)/;
+    assert.throws(
+      () => check({ name: "frr", description: "x", ports: [80] }),
+      (err: Error) => {
+        assert.match(err.message, /ports\[0\]: expected an object with fields port, name/);
+        assert.match(err.message, fields);
+        return true;
+      },
+    );
+    assert.throws(() => check({ name: "frr", description: "x", ports: ["80/tcp"] }), fields);
+    assert.throws(
+      () => check({ name: "frr", description: "x", ports: [{ port: 80 }] }),
+      /ports\[0\]\.name: required, but missing \(an entry takes port, name \(and optionally protocol, description\)\)/,
+    );
+    assert.throws(
+      () => check({ name: "frr", description: "x", ports: 80 }),
+      /ports: expected a list, got 80/,
+    );
+  });
+
   it("reports a missing or unparsable file by path", () => {
     const dir = path.join(tempDir("meta"), "utility");
     fs.mkdirSync(dir);
