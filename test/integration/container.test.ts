@@ -26,6 +26,11 @@ function quietly(command: string, args: string[]): void {
   spawnSync(command, args, { stdio: "ignore" });
 }
 
+function containerLog(name: string): string {
+  const logs = spawnSync("docker", ["logs", name], { encoding: "utf8" });
+  return logs.stdout + logs.stderr;
+}
+
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -95,6 +100,9 @@ describe("ContainerImage (real dockerd and registry)", function () {
         name,
         "--cap-add",
         "NET_ADMIN",
+        // As vrnetlab and containerlab run QEMU containers: the node comes with the host's mode, 0600.
+        "--device",
+        "/dev/net/tun",
         "--publish",
         "127.0.0.1::22",
         "--volume",
@@ -103,6 +111,10 @@ describe("ContainerImage (real dockerd and registry)", function () {
         "ANTIDOTE_ACCEL=tcg",
         String(container.outputs.ref),
       ]);
+      // The VM boots without waiting for eth1, which is wired only after that, as a lab platform does.
+      await waitFor("the launcher to boot the VM", 30_000, () =>
+        /antidote-launch: booting/.test(containerLog(name)) ? true : undefined,
+      );
       // A lab's link: a veth pair from the test's namespace into the container, named eth1 there.
       const pid = sh("docker", ["inspect", "-f", "{{.State.Pid}}", name]);
       sh("ip", ["netns", "add", netns]);
@@ -137,6 +149,11 @@ describe("ContainerImage (real dockerd and registry)", function () {
     });
 
     it("stitches eth1 to the VM's second NIC: the namespace pings an address set over SSH", async function () {
+      assert.match(
+        containerLog(name),
+        /antidote-launch: VM NIC 1 plugged in/,
+        "plugged in when eth1 appeared",
+      );
       const configure = await sshRun(
         target,
         "sudo -n ip addr add 192.0.2.2/24 dev eth1 && sudo -n ip link set eth1 up",
@@ -160,14 +177,14 @@ describe("ContainerImage (real dockerd and registry)", function () {
       assert.strictEqual(read.stdout, `9p antidote\nlesson file ${process.pid}\n`);
     });
 
-    it("powers the VM down on docker stop and exits within 30 s, the console in the container log", function () {
+    it("powers the VM down on docker stop within Docker's default timeout and exits 0, the console in the log", function () {
       const started = Date.now();
-      sh("docker", ["stop", "--time", "30", name]);
+      sh("docker", ["stop", name]);
       const seconds = (Date.now() - started) / 1000;
-      assert.ok(seconds < 30, `docker stop took ${seconds.toFixed(1)} s`);
-      const logs = spawnSync("docker", ["logs", name], { encoding: "utf8" });
-      const output = logs.stdout + logs.stderr;
+      const output = containerLog(name);
       assert.match(output, /Linux version/, "the kernel's console messages are in the container log");
+      assert.doesNotMatch(output, /did not power down/, "the guest powered itself down");
+      assert.match(output, /reboot: Power down/);
       assert.match(output, /antidote-launch: stopped/);
       assert.strictEqual(sh("docker", ["inspect", "-f", "{{.State.ExitCode}}", name]), "0");
       console.log(`      docker stop: ${seconds.toFixed(1)} s`);

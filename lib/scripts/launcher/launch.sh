@@ -11,8 +11,8 @@
 #   ANTIDOTE_MEMORY_MIB         VM memory                                   512
 #   ANTIDOTE_CPUS               VM CPUs                                     1
 #   ANTIDOTE_ACCEL              auto (KVM if a probe passes), kvm or tcg    auto
-#   ANTIDOTE_INTERFACE_TIMEOUT  seconds to wait for eth1..ethN at start     60
-#   ANTIDOTE_SHUTDOWN_TIMEOUT   seconds the guest gets to power down        8
+#   ANTIDOTE_INTERFACE_TIMEOUT  seconds to wait for eth1..ethN before boot  0 (late ones are plugged in later)
+#   ANTIDOTE_SHUTDOWN_TIMEOUT   seconds the guest gets to power down        7
 #   ANTIDOTE_LESSON_DIR         directory exported to the VM (tag antidote) /antidote
 #   ANTIDOTE_LESSON_HOST        hosts.NAME section of lesson.json to apply  the container's host name
 #   ANTIDOTE_QMP_PORT           QEMU's control port, on 127.0.0.1 only      4444
@@ -31,8 +31,9 @@ ports=${ANTIDOTE_PORTS:-tcp:22}
 memory=${ANTIDOTE_MEMORY_MIB:-512}
 cpus=${ANTIDOTE_CPUS:-1}
 accel=${ANTIDOTE_ACCEL:-auto}
-interface_timeout=${ANTIDOTE_INTERFACE_TIMEOUT:-60}
-shutdown_timeout=${ANTIDOTE_SHUTDOWN_TIMEOUT:-8}
+interface_timeout=${ANTIDOTE_INTERFACE_TIMEOUT:-0}
+# Docker's default stop timeout is 10 s: the guest's 7, QEMU's quit and the script's exit fit in it.
+shutdown_timeout=${ANTIDOTE_SHUTDOWN_TIMEOUT:-7}
 lesson_dir=${ANTIDOTE_LESSON_DIR:-/antidote}
 lesson_host=${ANTIDOTE_LESSON_HOST:-${HOSTNAME:-}}
 qmp_port=${ANTIDOTE_QMP_PORT:-4444}
@@ -113,35 +114,23 @@ stitch() {
   log "eth$i (mtu $mtu) stitched to VM NIC $i"
 }
 
+missing=()
 if ((nics > 1)); then
-  # QEMU opens taps through /dev/net/tun, which Docker allows but does not create.
+  # QEMU opens taps through /dev/net/tun, which Docker allows but does not create; `--device /dev/net/tun` creates it
+  # with the host's mode, 0600, which QEMU (unprivileged) cannot open. The node is the container's own: chmod is local.
   if [ ! -e /dev/net/tun ]; then
     mkdir -p /dev/net
     mknod -m 0666 /dev/net/tun c 10 200
+  else
+    chmod 0666 /dev/net/tun
   fi
   deadline=$((SECONDS + interface_timeout))
-  missing=()
   for ((i = 1; i < nics; i++)); do
     ip tuntap add dev "tap$i" mode tap user "$qemu_uid"
     qemu_args+=(-netdev "tap,id=net$i,ifname=tap$i,script=no,downscript=no" -device "$(nic_device "$i")")
     while [ ! -e "/sys/class/net/eth$i" ] && ((SECONDS < deadline)); do sleep 0.5; done
     if [ -e "/sys/class/net/eth$i" ]; then stitch "$i"; else missing+=("$i"); fi
   done
-  if ((${#missing[@]} > 0)); then
-    # The VM keeps its NICs (and their order); each is stitched as soon as its container interface appears.
-    log "no ${missing[*]/#/eth} after ${interface_timeout}s: those VM NICs start unplugged"
-    (
-      while ((${#missing[@]} > 0)); do
-        sleep 1
-        for j in "${!missing[@]}"; do
-          if [ -e "/sys/class/net/eth${missing[$j]}" ]; then
-            stitch "${missing[$j]}" || log "could not stitch eth${missing[$j]}"
-            unset "missing[$j]"
-          fi
-        done
-      done
-    ) &
-  fi
 fi
 
 # --- Lesson files: virtio-9p, read-only, mounted by the guest as tag "antidote" -----------------------------------
@@ -171,12 +160,12 @@ kvm_works() {
 }
 case $accel in
   kvm) accel_args=(-accel kvm -cpu host) ;;
-  tcg) accel_args=(-accel tcg,thread=multi -cpu max) ;;
+  tcg) accel_args=(-accel "tcg,thread=multi" -cpu max) ;;
   auto)
     if kvm_works; then
       accel=kvm accel_args=(-accel kvm -cpu host)
     else
-      accel=tcg accel_args=(-accel tcg,thread=multi -cpu max)
+      accel=tcg accel_args=(-accel "tcg,thread=multi" -cpu max)
     fi
     ;;
 esac
@@ -211,26 +200,56 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
 qemu_pid=$!
 relay_ports
 
-# One QMP command: greeting, capabilities negotiation, the command. bash's /dev/tcp is enough for that.
+# One QMP command (name, then its arguments as a JSON object): greeting, capabilities negotiation, the command.
+# bash's /dev/tcp is enough for that.
 qmp() {
-  local line
+  local arguments=${2:-"{}"}
   { exec 3<>"/dev/tcp/127.0.0.1/$qmp_port"; } 2>/dev/null || return 1
-  read -r -t 2 line <&3 || true
-  printf '{"execute":"qmp_capabilities"}\n{"execute":"%s"}\n' "$1" >&3
-  read -r -t 2 line <&3 || true
+  read -r -t 2 _ <&3 || true
+  printf '{"execute":"qmp_capabilities"}\n{"execute":"%s","arguments":%s}\n' "$1" "$arguments" >&3
+  read -r -t 2 _ <&3 || true
   exec 3<&-
 }
 
+# A data interface that is not there yet (a plain `docker run`, or a platform that wires links after start, as
+# containerlab does) does not hold the boot up: its VM NIC starts with its link down, and is stitched and brought up,
+# so the guest sees a carrier change, when the interface appears.
+plug_in_late_interfaces() {
+  local i j
+  ((${#missing[@]} > 0)) || return 0
+  for ((j = 0; j < 20; j++)); do
+    if qmp query-status; then break; fi
+    sleep 0.25
+  done
+  for i in "${missing[@]}"; do qmp set_link "{\"name\":\"net$i\",\"up\":false}" || log "could not unplug VM NIC $i"; done
+  log "VM NIC(s) ${missing[*]} unplugged until ${missing[*]/#/eth} appear(s)"
+  while ((${#missing[@]} > 0)); do
+    sleep 1
+    for j in "${!missing[@]}"; do
+      i=${missing[$j]}
+      [ -e "/sys/class/net/eth$i" ] || continue
+      if stitch "$i" && qmp set_link "{\"name\":\"net$i\",\"up\":true}"; then
+        log "VM NIC $i plugged in"
+      else
+        log "could not stitch eth$i"
+      fi
+      unset "missing[$j]"
+    done
+  done
+}
+plug_in_late_interfaces &
+
+# shellcheck disable=SC2317 # called by the trap below
 stop_vm() {
   trap - TERM INT
   log "stopping: asking the guest to power down (${shutdown_timeout}s)"
   qmp system_powerdown || log "QMP did not answer"
   local deadline=$((SECONDS + shutdown_timeout))
-  while kill -0 "$qemu_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+  while kill -0 "$qemu_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
   if kill -0 "$qemu_pid" 2>/dev/null; then
-    log "the guest did not power down in time: quitting QEMU"
+    log "the guest did not power down in ${shutdown_timeout}s: quitting QEMU"
     qmp quit || kill -TERM "$qemu_pid" 2>/dev/null || true
-    sleep 2
+    for ((i = 0; i < 5; i++)); do kill -0 "$qemu_pid" 2>/dev/null && sleep 0.2; done
     kill -KILL "$qemu_pid" 2>/dev/null || true
   fi
   wait "$qemu_pid" 2>/dev/null || true
