@@ -215,11 +215,11 @@ async function runBootTest(ctx: StepContext<BootTestArgs>) {
   for (const c of report.checks)
     ctx.log.write(`check ${c.name}: ${c.pass ? "pass" : "FAIL"} (${c.durationMs} ms) ${c.message}`);
   if (!report.passed) {
-    fs.writeFileSync(
-      ctx.log.path.replace(/\.log$/, "") + ".report.json",
-      JSON.stringify(report, null, 2) + "\n",
-    );
-    throw new Error(failureMessage(report, accel));
+    // The step's output dir goes with its scratch space: a CI needs the JUnit report most when a check failed.
+    const kept = ctx.log.path.replace(/\.log$/, "");
+    fs.writeFileSync(`${kept}.report.json`, JSON.stringify(report, null, 2) + "\n");
+    fs.writeFileSync(`${kept}.junit.xml`, junitXml(report));
+    throw new Error(failureMessage(report));
   }
   ctx.log.progress(
     `${ctx.spec.image}: boot test passed: SSH after ${(report.bootToSshMs! / 1000).toFixed(1)} s (${accel.accelerator}), ` +

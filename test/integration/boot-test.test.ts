@@ -113,10 +113,12 @@ describe("boot test step (real debian-base disk, TCG unless KVM works)", () => {
       /boot test of image 'failing-test' failed: check 'test\.sh': test\.sh exited with status 1/,
     );
     assert.ok(failure.message.includes("bgp session down"));
-    assert.match(
-      failure.message,
-      /--- last 40 lines of the serial console \(\S+\.console\.log\) ---\n[^]*login:/,
-    );
+    const consoleTail =
+      /--- last 40 lines of the serial console \((\S+)\.console\.log\) ---\n[^]*login:/.exec(failure.message);
+    assert.ok(consoleTail, failure.message);
+    // Beside the console, in the store's logs: the JUnit report, the failed check a failed test case.
+    const junit = fs.readFileSync(`${consoleTail[1]}.junit.xml`, "utf8");
+    assert.match(junit, /<testcase [^>]*name="test\.sh"[^>]*>\s*<failure /);
   });
 
   it("fails the 'boot' check when sshd is disabled, saying the VM got to a login prompt", async () => {
