@@ -219,7 +219,7 @@ async function runBootTest(ctx: StepContext<BootTestArgs>) {
     const kept = ctx.log.path.replace(/\.log$/, "");
     fs.writeFileSync(`${kept}.report.json`, JSON.stringify(report, null, 2) + "\n");
     fs.writeFileSync(`${kept}.junit.xml`, junitXml(report));
-    throw new Error(failureMessage(report));
+    throw new Error(failureMessage(report, accel));
   }
   ctx.log.progress(
     `${ctx.spec.image}: boot test passed: SSH after ${(report.bootToSshMs! / 1000).toFixed(1)} s (${accel.accelerator}), ` +
