@@ -22,6 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bootstrap: run as root (it installs Debian packages and starts dockerd)" >&2
   exit 1
 fi
+# shellcheck source=/dev/null # the host's own
 . /etc/os-release
 if [ "${ID:-}" != debian ] || [ "${VERSION_ID:-}" != 12 ]; then
   echo "bootstrap: expected Debian 12, found ${PRETTY_NAME:-an unknown system}" >&2

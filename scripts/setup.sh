@@ -24,6 +24,8 @@ packages=(
   docker.io docker-registry iproute2 iptables curl iputils-ping
   # remote build hosts test (two sshd on loopback)
   openssh-server
+  # npm run lint: shell and Perl scripts
+  shellcheck libperl-critic-perl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

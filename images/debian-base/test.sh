@@ -14,8 +14,8 @@ ls /etc/ssh/ssh_host_ed25519_key >/dev/null 2>&1 || sudo -n test -f /etc/ssh/ssh
 
 # The kernel can mount lesson files (virtio 9p) and run network lessons (bridges, VLANs).
 grep -qw 9p /proc/filesystems || fail "the kernel has no 9p file system"
-sudo -n ip link add name t-br0 type bridge && sudo -n ip link del t-br0 || fail "cannot create a bridge"
-sudo -n ip link add link eth1 name eth1.10 type vlan id 10 && sudo -n ip link del eth1.10 || fail "cannot create a VLAN"
+{ sudo -n ip link add name t-br0 type bridge && sudo -n ip link del t-br0; } || fail "cannot create a bridge"
+{ sudo -n ip link add link eth1 name eth1.10 type vlan id 10 && sudo -n ip link del eth1.10; } || fail "cannot create a VLAN"
 
 # Nothing tries to reach the outside world from a lab VM.
 if systemctl is-enabled apt-daily.timer >/dev/null 2>&1; then fail "apt-daily.timer is enabled"; fi

@@ -46,7 +46,7 @@ for mac in $NIC_MACS; do
   i=$((i + 1))
 done
 if [ -z "$problem" ]; then report nics pass "$t" "$i NICs in order:$found"
-else report nics fail "$t" "${problem% }; the guest has: $(ls /sys/class/net | tr '\n' ' ')"; fi
+else report nics fail "$t" "${problem% }; the guest has: $(cd /sys/class/net && echo *)"; fi
 primary=${found# }
 primary=${primary%% *}
 
