@@ -13,6 +13,15 @@ export default tseslint.config(
     },
   },
   {
+    // Typed rules: a promise nobody awaits loses its error (and a build step with it).
+    files: ["**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+    },
+  },
+  {
     files: ["bin/*.js"],
     languageOptions: {
       sourceType: "commonjs",
