@@ -50,18 +50,13 @@ export function loadImages(): ImagesOutput {
     );
   }
   // The stack's settings first: a missing secret is the stack's problem, not the first image's.
-  authorError("", () => {
+  authorError(() => {
     projectSettings();
     publishSettings();
   });
   const outputs: ImagesOutput = {};
   for (const name of selected.length > 0 ? selected : available) {
-    const file = path.join(dir, name, "image.ts");
-    const exports = authorError(
-      `${path.relative(process.cwd(), file)}: `,
-      // eslint-disable-next-line @typescript-eslint/no-require-imports -- images are found at run time, by folder
-      () => require(file) as Record<string, unknown>,
-    );
+    const exports = loadImage(dir, name);
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [
         step.stepName,
@@ -84,16 +79,47 @@ export function loadImages(): ImagesOutput {
 }
 
 /**
+ * Requires `<dir>/<name>/image.ts`. An error names the image file it was thrown from: the innermost frame of its
+ * stack in `dir` (an image's import of its base runs the base's image.ts), else the file required.
+ */
+function loadImage(dir: string, name: string): Record<string, unknown> {
+  const file = path.join(dir, name, "image.ts");
+  // Deep enough that the image's frame is still there under a component's own calls.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 100;
+  try {
+    return authorError(
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- images are found at run time, by folder
+      () => require(file) as Record<string, unknown>,
+      (err) => `${path.relative(process.cwd(), imageFrame(err, dir) ?? file)}: `,
+    );
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+/** The file of the innermost stack frame of `err` under `dir` (named under `dir`, as modules load by real path). */
+function imageFrame(err: Error, dir: string): string | undefined {
+  const realDir = fs.realpathSync(dir) + path.sep;
+  for (const line of (err.stack ?? "").split("\n").slice(1)) {
+    const at = line.indexOf(realDir);
+    const frame = at < 0 ? undefined : /^(.+?):\d+:\d+\)?$/.exec(line.slice(at + realDir.length));
+    if (frame) return path.join(dir, frame[1]);
+  }
+  return undefined;
+}
+
+/**
  * Runs `load`; an error it throws is the author's or the stack's to fix, so it becomes a `pulumi.RunError`: the
  * message (after `prefix`, e.g. the image file) without the program's stack trace, which the Pulumi CLI and the local
  * runner would print for any other error. `ANTIDOTE_DEBUG` keeps the original.
  */
-function authorError<T>(prefix: string, load: () => T): T {
+function authorError<T>(load: () => T, prefix: (err: Error) => string = () => ""): T {
   try {
     return load();
   } catch (err) {
     if (process.env.ANTIDOTE_DEBUG || !(err instanceof Error)) throw err;
-    throw new pulumi.RunError(`${prefix}${err.message}`);
+    throw new pulumi.RunError(`${prefix(err)}${err.message}`);
   }
 }
 
