@@ -1,5 +1,6 @@
-import { runProgram } from "../runner/local-runner";
+import { RunReport, runProgram } from "../runner/local-runner";
 import { findProjectRoot, stackStore } from "../runner/stack";
+import { stepDefinitions } from "../steps/registry";
 import { parseArgs } from "./args";
 
 export const gcHelp = `usage: antidote-images gc [--stack S] [--dry-run]
@@ -21,11 +22,18 @@ export async function gcCommand(argv: string[]): Promise<number> {
   const stack = typeof flags.stack === "string" ? flags.stack : "local";
   const store = stackStore(root, stack);
   const report = await runProgram({ root, stack, mode: "plan" });
-  const keep = report.steps.map((s) => s.key);
-  const { removed, kept } = await store.gc(keep, { dryRun: flags["dry-run"] === true });
+  const { removed, kept } = await store.gc(stepKeys(report), { dryRun: flags["dry-run"] === true });
   for (const key of removed) console.log(`${flags["dry-run"] ? "would remove" : "removed"} ${key}`);
   console.error(
     `gc: ${store.location}: kept ${kept.length}, ${flags["dry-run"] ? "would remove" : "removed"} ${removed.length}`,
   );
   return 0;
+}
+
+/**
+ * The keys of the report's build steps: what gc keeps (with what they build on). Publications (`docker push:…`) and
+ * plain commands are in the report too, but the store holds nothing of theirs.
+ */
+export function stepKeys(report: RunReport): string[] {
+  return report.steps.filter((s) => Object.hasOwn(stepDefinitions, s.kind)).map((s) => s.key);
 }

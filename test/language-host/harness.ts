@@ -79,3 +79,32 @@ export function snapshot(dir: string): Map<string, string> {
   walk(dir);
   return files;
 }
+
+/**
+ * A throwaway project: the library, bin and node_modules linked, Pulumi.yaml, package.json, index.ts and tsconfig
+ * copied, `images/<name>/<file>` written from `images`, and a `local` stack with `config` (keys without the
+ * `antidote-images:` namespace).
+ */
+export function projectWith(
+  images: Record<string, Record<string, string | Buffer>>,
+  config: Record<string, string>,
+): string {
+  const root = tempDir("project");
+  for (const link of ["lib", "bin", "node_modules"]) {
+    fs.symlinkSync(path.join(PROJECT_ROOT, link), path.join(root, link));
+  }
+  for (const file of ["Pulumi.yaml", "package.json", "index.ts", "tsconfig.json"]) {
+    fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+  }
+  for (const [image, files] of Object.entries(images)) {
+    fs.mkdirSync(path.join(root, "images", image), { recursive: true });
+    for (const [name, content] of Object.entries(files))
+      fs.writeFileSync(path.join(root, "images", image, name), content);
+  }
+  fs.mkdirSync(path.join(root, "stacks"));
+  const lines = Object.entries(config).map(
+    ([key, value]) => `  antidote-images:${key}: ${JSON.stringify(value)}`,
+  );
+  fs.writeFileSync(path.join(root, "stacks", "Pulumi.local.yaml"), `config:\n${lines.join("\n")}\n`);
+  return root;
+}
