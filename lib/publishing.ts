@@ -46,13 +46,65 @@ export function publishSettings(): PublishSettings {
         `set it with pulumi config set ${CONFIG_NAMESPACE}:registryUsername <user>, or unset the password`,
     );
   }
+  const movingTag = config.get("movingTag") ?? "latest";
+  checkMovingTag(movingTag);
   return {
-    registry: registry === "none" ? undefined : registry.replace(/\/+$/, ""),
+    registry: registry === "none" ? undefined : checkRegistry(registry.replace(/\/+$/, "")),
     registryUsername: username,
     registryPassword: password,
-    movingTag: config.get("movingTag") ?? "latest",
+    movingTag,
     bucket: config.get("bucket"),
   };
+}
+
+// Docker's reference grammar (github.com/distribution/reference): a tag, a repository's path component, a registry
+// host (a dotted name or an IPv6 address in brackets, then an optional port).
+const TAG = /^\w[\w.-]{0,127}$/;
+const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const HOST_LABEL = "[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+const HOST = `(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
+const REGISTRY = new RegExp(`^${HOST}(?:/${PATH_COMPONENT})*$`);
+const REPOSITORY = new RegExp(`^${HOST}(?:/${PATH_COMPONENT})+$`);
+/** Docker's limit on a repository name, registry included. */
+const REPOSITORY_MAX = 255;
+/** The form of a content key: the tag that never moves (the runner keeps such a tag where the registry has it). */
+const KEY_TAG = /^[0-9a-f]{64}$/;
+
+function checkMovingTag(tag: string): void {
+  const expected = !TAG.test(tag)
+    ? "a Docker tag (up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')"
+    : KEY_TAG.test(tag)
+      ? "a Docker tag that is not 64 hex digits (the form of the content-key tags, which never move)"
+      : undefined;
+  if (expected) {
+    throw new Error(
+      `${CONFIG_NAMESPACE}:movingTag: expected ${expected}, got '${tag}'; ` +
+        `set it with pulumi config set ${CONFIG_NAMESPACE}:movingTag <tag>`,
+    );
+  }
+}
+
+function checkRegistry(registry: string): string {
+  const host = registryHost(registry);
+  // Docker reads a first component without a dot, a port or the name localhost as a Docker Hub namespace.
+  const isHost = /[.:[]/.test(host) || host === "localhost";
+  if (!isHost || !REGISTRY.test(registry)) {
+    throw new Error(
+      `${CONFIG_NAMESPACE}:registry: expected a registry host with an optional port and lower-case namespace ` +
+        `(e.g. ${DEFAULT_REGISTRY}, docker.io/<org>), or none, got '${registry}'`,
+    );
+  }
+  return registry;
+}
+
+/** `<registry>/<repository>` as Docker accepts it, or an error naming the image's repository. */
+function checkRepository(target: string, repository: string): void {
+  if (!REPOSITORY.test(target) || target.length > REPOSITORY_MAX) {
+    throw new Error(
+      `repository '${repository}': expected lower-case path components (letters, digits, '.', '_', '-', '/') ` +
+        `making at most ${REPOSITORY_MAX} characters with the registry, got '${target}'`,
+    );
+  }
 }
 
 /**
@@ -110,6 +162,9 @@ export function pushImage(
 ): PushedImage {
   const { settings } = args;
   const target = `${settings.registry}/${args.repository}`;
+  // Both tags are checked before either registers: a push must not go out and its moving tag then be refused.
+  checkRepository(target, args.repository);
+  checkMovingTag(settings.movingTag);
   const authConfig =
     settings.registryUsername && settings.registryPassword
       ? {
