@@ -2,7 +2,9 @@ import * as assert from "assert";
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { lessonCheckArgs } from "../../lib/lesson/check";
 import { loadMetadata } from "../../lib/metadata/metadata";
+import { shellQuote } from "../../lib/steps/rootfs/tree";
 import { runStep } from "../../lib/steps/run";
 import { StepResult } from "../../lib/steps/step";
 import { chooseAccelerator } from "../../lib/vm/accel";
@@ -12,8 +14,16 @@ import { buildContainer, containerSpec, testLauncher } from "../fixtures/contain
 import { definitions, spec, testKernel } from "../fixtures/disk";
 import { buildRootfs, debianBase } from "../fixtures/rootfs";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+import {
+  FileVerdict,
+  LESSON_FIXTURES as FIXTURES,
+  docExamples,
+  lessonValidateJson,
+} from "../lesson-fixtures";
 
-const FIXTURES = path.join(PROJECT_ROOT, "test/fixtures/lessons");
+const FRR = loadMetadata(path.join(PROJECT_ROOT, "images", "frr"));
+/** What `lesson validate --image frr` checks against; the VM has these NICs. */
+const FRR_INTERFACES = FRR.interfaces.map((i) => i.name);
 
 /** The two-router lesson of docs/lessons.md; this VM is r1. */
 const LESSON = {
@@ -105,9 +115,34 @@ interface Report {
   actions: { entry: string; change: string }[];
 }
 
+/**
+ * Copies every lesson fixture and the examples of docs/lessons.md to `fixtures/` in the lesson directory; returns their
+ * names relative to it ("fixtures/bad-keys.json"), the same on the host and under /antidote in the VM.
+ */
+function copyFixtures(lesson: string): string[] {
+  const dir = path.join(lesson, "fixtures");
+  fs.cpSync(FIXTURES, dir, { recursive: true });
+  docExamples().forEach((example, i) =>
+    fs.writeFileSync(path.join(dir, `docs-example-${i + 1}.json`), example),
+  );
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((f) => `fixtures/${f}`);
+}
+
 describe("lesson configuration in a booted frr VM (antidote-configure at boot, TCG unless KVM works)", function () {
   const store = sharedTestStore();
   const lesson = lessonDir(Object.fromEntries(Object.entries(BAD).map(([name, { doc }]) => [name, doc])));
+  const fixtures = copyFixtures(lesson);
+  // `lesson validate` on the host, in the lesson directory, of every file the VM checks: the verdicts to compare.
+  let onHost: Promise<{ status: number | null; files: FileVerdict[] }>;
+  const hostVerdict = async (file: string): Promise<FileVerdict> => {
+    const verdict = (await onHost).files.find((f) => f.file === file);
+    assert.ok(verdict, `lesson validate reported nothing for ${file}`);
+    return verdict;
+  };
   const work = tempDir("lesson-vm");
   const consoleLog = path.join(work, "console.log");
   let vm: RunningVm | undefined;
@@ -127,6 +162,11 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
     ).stdout.replace(/valid_lft.*$/gm, "");
 
   before(async function () {
+    onHost = lessonValidateJson(
+      [...Object.keys(BAD), ...fixtures, "--interfaces", FRR_INTERFACES.join(",")],
+      lesson,
+    );
+    onHost.catch(() => {}); // awaited by the tests that compare
     const disk = await frrDisk(store);
     const overlay = path.join(work, "overlay.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", disk.primary, "-F", "qcow2", overlay]);
@@ -214,7 +254,7 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
   });
 
   for (const [name, { entries }] of Object.entries(BAD)) {
-    it(`refuses ${name} with exit 2, naming ${entries.join(", ")}, and changes nothing`, async () => {
+    it(`refuses ${name} with exit 2, naming ${entries.join(", ")} as lesson validate does, and changes nothing`, async () => {
       const before = await state();
       const r = await ssh(`sudo -n antidote-configure --config /antidote/${name} --json`);
       const report = JSON.parse(r.stdout) as Report;
@@ -223,10 +263,32 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
         [2, "invalid", entries],
         JSON.stringify(report.errors),
       );
+      assert.deepStrictEqual(report.errors, (await hostVerdict(name)).problems);
       assert.deepStrictEqual(report.changes, []);
       assert.strictEqual(await state(), before);
     });
   }
+
+  it("gives every lesson fixture and docs example the verdict and messages lesson validate gives on the host", async () => {
+    // The very arguments `lesson validate` passes on the host, from the same directory: /antidote is the lesson dir.
+    const checks = fixtures.map(
+      (file) =>
+        `sudo -n antidote-configure ${lessonCheckArgs(file, { interfaces: FRR_INTERFACES }).map(shellQuote).join(" ")}`,
+    );
+    const r = await ssh(`cd /antidote && { ${checks.join("; ")}; }`);
+    const reports = r.stdout
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line) as Report);
+    assert.strictEqual(reports.length, fixtures.length, r.stdout + r.stderr);
+    for (const [i, file] of fixtures.entries()) {
+      const inVm: FileVerdict = { file, valid: reports[i].result === "valid", problems: reports[i].errors };
+      assert.deepStrictEqual(inVm, await hostVerdict(file));
+    }
+    // Not all one verdict: the comparison covers valid and invalid files.
+    const verdicts = new Set(reports.map((report) => report.result));
+    assert.deepStrictEqual([...verdicts].sort(), ["invalid", "valid"]);
+  });
 });
 
 function sh(command: string, args: string[]): string {
@@ -235,7 +297,6 @@ function sh(command: string, args: string[]): string {
 
 describe("lesson configuration in a running frr container (real dockerd, TCG)", function () {
   const store = sharedTestStore();
-  const metadata = loadMetadata(path.join(PROJECT_ROOT, "images", "frr"));
   const containers: string[] = [];
   const dirs: string[] = [];
   let ref: string;
@@ -292,7 +353,7 @@ describe("lesson configuration in a running frr container (real dockerd, TCG)", 
     const launcher = await testLauncher(store);
     const container = await buildContainer(
       store,
-      containerSpec("frr-lesson-container", "frr", metadata, { disk: disk.key, launcher: launcher.key }),
+      containerSpec("frr-lesson-container", "frr", FRR, { disk: disk.key, launcher: launcher.key }),
     );
     ref = String(container.outputs.ref);
   });
@@ -310,7 +371,7 @@ describe("lesson configuration in a running frr container (real dockerd, TCG)", 
     const logs = spawnSync("docker", ["logs", name], { encoding: "utf8" });
     assert.match(logs.stdout + logs.stderr, /antidote-configure: applied: \d+ changed, \d+ ok \(host r2\)/);
     const port = Number(sh("docker", ["port", name, "22/tcp"]).split(":").pop());
-    const target = { port, user: metadata.credentials.username, password: metadata.credentials.password };
+    const target = { port, user: FRR.credentials.username, password: FRR.credentials.password };
     const r = await sshRun(target, "hostname; ip -o addr show dev eth1; sudo -n cat /etc/frr/frr.conf", {
       timeoutMs: 60_000,
     });
