@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { debian } from "../distro/debian";
 import { parseRootfsArgs, RootfsStepArgs, rootfsScriptFiles, rootfsStep } from "../steps/rootfs";
+import { isStringList } from "../steps/rootfs/args";
 import { imagePasswordHash } from "../steps/rootfs/password";
 import { Json } from "../keys";
 import { StepArgsError } from "../steps/step";
@@ -106,6 +107,14 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
     }
   }
 
+  // Checked before they are deduplicated, spread or mapped: a string would turn into its characters.
+  const list = (field: "packages" | "groups" | "pre" | "post"): string[] => {
+    const value: unknown = args[field] ?? [];
+    return isStringList(value) ? value : fail(field, "a list of strings", value);
+  };
+  const fileArgs = args.files ?? [];
+  if (!Array.isArray(fileArgs)) fail("files", "a list", fileArgs);
+
   const files: Record<string, string> = { ...rootfsScriptFiles() };
   const addInput = (field: string, role: string, file: string) => {
     if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) fail(field, "an existing file", file);
@@ -113,9 +122,7 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
     return role;
   };
   const hookRoles = (field: "pre" | "post") =>
-    (args[field] ?? []).map((file, i) =>
-      addInput(`${field}[${i}]`, `${field}/${i}-${path.basename(file)}`, file),
-    );
+    list(field).map((file, i) => addInput(`${field}[${i}]`, `${field}/${i}-${path.basename(file)}`, file));
 
   const user = args.user ?? "antidote";
   const baseGroups = base?.user.name === user ? base.user.groups : [];
@@ -127,19 +134,19 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
     securityMirror: args.securityMirror ?? base?.securityMirror ?? debian.defaultSecurityMirror,
     architecture: "amd64",
     docs: args.docs ?? base?.docs ?? false,
-    packages: [...new Set(args.packages ?? [])].sort(),
+    packages: [...new Set(list("packages"))].sort(),
     hostname: args.hostname ?? image,
     user: {
       name: user,
       passwordHash: args.passwordHash ?? imagePasswordHash(args.password ?? "antidotepassword", image, user),
-      groups: [...new Set([...baseGroups, ...(args.groups ?? [])])].sort(),
+      groups: [...new Set([...baseGroups, ...list("groups")])].sort(),
     },
     hooks: {
       pre: hookRoles("pre"),
       install: args.install === undefined ? null : addInput("install", "install.sh", args.install),
       post: hookRoles("post"),
     },
-    files: (args.files ?? []).map((file, i) => ({
+    files: fileArgs.map((file, i) => ({
       role: addInput(`files[${i}].source`, `file:${file.path}`, file.source),
       path: file.path,
       mode: typeof file.mode === "number" ? file.mode.toString(8).padStart(4, "0") : (file.mode ?? "0644"),

@@ -123,6 +123,26 @@ describe("Rootfs arguments", () => {
       /^Error: My_Lab: lab-rootfs: bad argument hostname: expected a host name/,
     ],
     [
+      "a package list given as one string (not spread into its characters)",
+      () => new Rootfs("lab-rootfs", { image: "lab", packages: "jq" as never }),
+      /^Error: lab: lab-rootfs: bad argument packages: expected a list of strings, got "jq"$/,
+    ],
+    [
+      "a group list given as one string",
+      () => new Rootfs("lab-rootfs", { image: "lab", groups: "frrvty" as never }),
+      /^Error: lab: lab-rootfs: bad argument groups: expected a list of strings, got "frrvty"$/,
+    ],
+    [
+      "a post script given as one path",
+      () => new Rootfs("lab-rootfs", { image: "lab", post: install as never }),
+      /^Error: lab: lab-rootfs: bad argument post: expected a list of strings, got ".*install.sh"$/,
+    ],
+    [
+      "one file where a list of files is expected",
+      () => new Rootfs("lab-rootfs", { image: "lab", files: { source: install, path: "/etc/x" } as never }),
+      /^Error: lab: lab-rootfs: bad argument files: expected a list, got \{"source":/,
+    ],
+    [
       "a missing pre script",
       () => new Rootfs("lab-rootfs", { image: "lab", pre: [install, path.join(dir, "nope.sh")] }),
       /^Error: lab: lab-rootfs: bad argument pre\[1\]: expected an existing file/,

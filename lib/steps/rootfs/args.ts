@@ -182,12 +182,15 @@ function str(obj: Record<string, Json>, key: string, field = key): string {
   return value;
 }
 
+/** A list of strings (what `packages`, `groups` and the hooks are); the component checks with it before normalizing. */
+export function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === "string");
+}
+
 function strList(obj: Record<string, Json>, key: string, field = key): string[] {
   const value = obj[key];
-  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
-    throw new StepArgsError(field, "a list of strings", value);
-  }
-  return value as string[];
+  if (!isStringList(value)) throw new StepArgsError(field, "a list of strings", value);
+  return value;
 }
 
 function url(obj: Record<string, Json>, key: string): string {
