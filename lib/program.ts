@@ -6,6 +6,7 @@ import { BuiltStep } from "./components/step-command";
 import { CONFIG_NAMESPACE } from "./config-keys";
 import { projectSettings } from "./config";
 import { publishSettings } from "./publishing";
+import { typeCheckCacheDir, typeCheckImages } from "./typecheck";
 
 /** What the stack exports for each built step. */
 export interface StepOutput {
@@ -54,8 +55,15 @@ export function loadImages(): ImagesOutput {
     projectSettings();
     publishSettings();
   });
+  const names = selected.length > 0 ? selected : available;
+  // The program is only transpiled (ts-node with SWC): the compiler's errors are found here, before any registration.
+  const roots = names.map((name) => path.join(dir, name, "image.ts"));
+  const typeErrors = typeCheckImages(roots, dir, typeCheckCacheDir());
+  if (typeErrors.length > 0) {
+    throw new pulumi.RunError(`the images do not type-check:\n${typeErrors.join("\n")}`);
+  }
   const outputs: ImagesOutput = {};
-  for (const name of selected.length > 0 ? selected : available) {
+  for (const name of names) {
     const exports = loadImage(dir, name);
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [
