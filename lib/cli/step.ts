@@ -1,3 +1,4 @@
+import { formatFailure } from "../steps/failure";
 import { stepDefinitions } from "../steps/registry";
 import { runStep, StepFailure } from "../steps/run";
 import { StepSpec } from "../steps/step";
@@ -8,8 +9,8 @@ export const stepHelp = `usage: antidote-images step < spec.json
 
 Builds one step from the JSON spec on stdin (what the program's command resources run), or finds it in the
 artifact store. Prints exactly one JSON line on stdout: key, location, sha256, size, cached, log. The build log
-goes to the store; on failure the message, the log's last lines and its path go to stderr, and the exit status
-is 1.
+goes to the store; on failure stderr ends with 'error: <image>: step <name> (<kind>) failed: <cause>', the few
+log lines that show it and 'log: <path>', and the exit status is 1.
 
 environment:
   ANTIDOTE_STORE          artifact store directory (default ~/.cache/antidote-images); with a shared store,
@@ -24,16 +25,7 @@ export async function stepCommand(argv: string[]): Promise<number> {
     console.log(stepHelp);
     return 0;
   }
-  const input = await readStdin();
-  let spec: StepSpec;
-  try {
-    spec = JSON.parse(input) as StepSpec;
-  } catch {
-    throw new UsageError("stdin is not a JSON step spec");
-  }
-  for (const field of ["kind", "name", "image", "key"] as const) {
-    if (typeof spec[field] !== "string") throw new UsageError(`the step spec has no '${field}' string`);
-  }
+  const spec = parseStepSpec(await readStdin());
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGTERM", stop);
@@ -48,14 +40,43 @@ export async function stepCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (!(err instanceof StepFailure)) throw err;
-    process.stderr.write(`error: ${err.message}\n`);
-    if (err.tail) process.stderr.write(`--- last lines of ${err.log} ---\n${err.tail}\n--- end of log ---\n`);
-    else if (err.log) process.stderr.write(`log: ${err.log}\n`);
+    process.stderr.write(`${formatFailure({ headline: err.message, excerpt: err.excerpt, log: err.log })}\n`);
     return controller.signal.aborted ? 143 : 1;
   } finally {
     process.off("SIGTERM", stop);
     process.off("SIGINT", stop);
   }
+}
+
+/** The spec on stdin, its shape checked: a number or a list is a caller's mistake, not a crash. */
+function parseStepSpec(input: string): StepSpec {
+  let spec: unknown;
+  try {
+    spec = JSON.parse(input);
+  } catch {
+    throw new UsageError("stdin is not a JSON step spec");
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(spec)) {
+    const got = spec === null ? "null" : Array.isArray(spec) ? "a list" : `a ${typeof spec}`;
+    throw new UsageError(
+      `the step spec must be a JSON object (kind, name, image, args, files, parents, key), got ${got}`,
+    );
+  }
+  for (const field of ["kind", "name", "image", "key"]) {
+    if (typeof spec[field] !== "string") throw new UsageError(`the step spec has no '${field}' string`);
+  }
+  for (const field of ["files", "parents"]) {
+    const value = spec[field];
+    if (!isObject(value) || Object.values(value).some((v) => typeof v !== "string")) {
+      throw new UsageError(`the step spec's '${field}' must be an object of strings (role → path or key)`);
+    }
+  }
+  if (spec.ancestors !== undefined && !isObject(spec.ancestors)) {
+    throw new UsageError("the step spec's 'ancestors' must be an object (key → spec)");
+  }
+  return spec as unknown as StepSpec;
 }
 
 async function readStdin(): Promise<string> {
