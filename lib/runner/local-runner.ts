@@ -17,7 +17,7 @@ import { defaultStoreDir, LocalStore } from "../store/local";
 import { Semaphore } from "./semaphore";
 import { describeConnection, RemoteConnection, sshArgv } from "./ssh";
 import { readProject } from "../engine/project";
-import { loadStack } from "./stack";
+import { loadStack, openStackStore } from "./stack";
 
 /** Where a step stands in a run. */
 export type StepStatus = "queued" | "building" | "cached" | "built" | "failed" | "skipped" | "would-build";
@@ -85,6 +85,8 @@ export interface RunReport {
 export async function runProgram(options: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const stack = loadStack(options.root, options.stack);
+  // A store path that cannot be a store fails here, naming its config key, not inside the program's registrations.
+  openStackStore(stack);
   if (options.images && options.images.length > 0) {
     stack.config[`${CONFIG_NAMESPACE}:images`] = JSON.stringify(options.images);
   }

@@ -14,6 +14,8 @@ export interface StackContext {
   config: Record<string, string>;
   /** Keys of `config` that are secrets: the program gets them as secret Outputs, as under the Pulumi CLI. */
   secretKeys: string[];
+  /** The stack's config file, relative to `root` (for messages). */
+  file: string;
 }
 
 /** Walks up from `start` to the directory holding `Pulumi.yaml`. */
@@ -78,11 +80,28 @@ export function loadStack(root: string, stack: string, env: NodeJS.ProcessEnv = 
       secretKeys.push(key);
     }
   }
-  return { root, project: project.name, stack, config, secretKeys };
+  return { root, project: project.name, stack, config, secretKeys, file: path.relative(root, file) };
 }
 
 /** The artifact store a stack's steps use: its `antidote-images:store` config, else the default. */
 export function stackStore(root: string, stack: string): LocalStore {
-  const configured = loadStack(root, stack).config[`${CONFIG_NAMESPACE}:store`];
-  return new LocalStore(configured ? path.resolve(root, configured) : defaultStoreDir());
+  return openStackStore(loadStack(root, stack));
+}
+
+/**
+ * Opens (creating it if needed) the store a stack's steps use: its `antidote-images:store` config, else
+ * `$ANTIDOTE_STORE`, else the default. A path that cannot be a store is an error naming where it came from.
+ */
+export function openStackStore(stack: StackContext, env: NodeJS.ProcessEnv = process.env): LocalStore {
+  const configured = stack.config[`${CONFIG_NAMESPACE}:store`];
+  const source = configured
+    ? `${CONFIG_NAMESPACE}:store (${stack.file})`
+    : env.ANTIDOTE_STORE
+      ? "$ANTIDOTE_STORE"
+      : `the default store (${CONFIG_NAMESPACE}:store and $ANTIDOTE_STORE unset)`;
+  try {
+    return new LocalStore(configured ? path.resolve(stack.root, configured) : defaultStoreDir(env));
+  } catch (err) {
+    throw new Error(`${source}: ${(err as Error).message}`);
+  }
 }

@@ -51,8 +51,16 @@ export class LocalStore implements ArtifactStore {
 
   constructor(root: string = defaultStoreDir()) {
     this.location = path.resolve(root);
-    for (const sub of ["artifacts", "tmp", "locks", "logs", "refs", "blobs", "cache"]) {
-      fs.mkdirSync(path.join(this.location, sub), { recursive: true });
+    try {
+      for (const sub of ["artifacts", "tmp", "locks", "logs", "refs", "blobs", "cache"]) {
+        makeDirectory(path.join(this.location, sub));
+      }
+      fs.accessSync(this.location, fs.constants.W_OK);
+    } catch (err) {
+      throw new Error(
+        `expected a directory the artifact store can be created and written in, got '${this.location}': ` +
+          (err as Error).message,
+      );
     }
   }
 
@@ -296,6 +304,24 @@ function parseTmpName(entry: string): { pid: number; host: string; started: stri
   if (!host || !pid || started === undefined) return undefined;
   // Builds from another host sharing this directory are never ours to judge.
   return { pid: Number(pid), host: host === hostTag ? os.hostname() : host, started };
+}
+
+/**
+ * Creates `dir` and its missing parents one level at a time. Node's recursive mkdir never returns when a level cannot
+ * be made though its parent exists (ENOENT under /proc or /sys): it spins at full CPU, deaf to signals.
+ */
+function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let at = dir; !fs.existsSync(at); at = path.dirname(at)) missing.unshift(at);
+  for (const level of missing) {
+    try {
+      fs.mkdirSync(level);
+    } catch (err) {
+      // Made by another process meanwhile.
+      const made = fs.statSync(level, { throwIfNoEntry: false })?.isDirectory();
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST" || !made) throw err;
+    }
+  }
 }
 
 function writeAtomically(file: string, content: string | Buffer): void {

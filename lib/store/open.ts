@@ -9,7 +9,16 @@ import { ArtifactStore } from "./store";
  * endpoint and token come from `$STORAGE_EMULATOR_HOST` and `$GOOGLE_OAUTH_ACCESS_TOKEN`.
  */
 export function openStore(env: NodeJS.ProcessEnv = process.env): ArtifactStore {
-  const cache = new LocalStore(defaultStoreDir(env));
+  let cache: LocalStore;
+  try {
+    cache = new LocalStore(defaultStoreDir(env));
+  } catch (err) {
+    // The program passes the stack's antidote-images:store to its step commands in this variable.
+    const source = env.ANTIDOTE_STORE
+      ? "$ANTIDOTE_STORE (the stack's antidote-images:store)"
+      : "the default store";
+    throw new Error(`${source}: ${(err as Error).message}`);
+  }
   const shared = env.ANTIDOTE_SHARED_STORE;
   if (!shared) return cache;
   return new GcsStore(parseGsUrl(shared, "ANTIDOTE_SHARED_STORE"), cache, {
