@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LocalStore } from "../lib/store/local";
+import { defaultStoreDir, LocalStore } from "../lib/store/local";
 
 /** The project directory (where Pulumi.yaml is). */
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
@@ -13,10 +13,15 @@ export function tempDir(prefix: string): string {
 
 /**
  * The store integration tests share, so the kernel and root filesystems are built once per machine and reused by
- * the disk, boot and container tests: `$ANTIDOTE_TEST_STORE`, else `<tmp>/antidote-test-store`.
+ * the disk, boot and container tests: `$ANTIDOTE_TEST_STORE`, else `<tmp>/antidote-test-store`. It reads through the
+ * user's own store (`~/.cache/antidote-images`, where the README's `up` builds): an artifact of the same key there,
+ * above all the kernel, is copied in and checked by sha256 instead of built again; that store is never written.
  */
 export function sharedTestStore(): LocalStore {
-  return new LocalStore(process.env.ANTIDOTE_TEST_STORE ?? path.join(os.tmpdir(), "antidote-test-store"));
+  const userStore = defaultStoreDir({ ...process.env, ANTIDOTE_STORE: undefined });
+  return new LocalStore(process.env.ANTIDOTE_TEST_STORE ?? path.join(os.tmpdir(), "antidote-test-store"), {
+    readThrough: fs.existsSync(path.join(userStore, "artifacts")) ? [userStore] : [],
+  });
 }
 
 /**

@@ -34,6 +34,29 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(cache, "antidote-images");
 }
 
+export interface LocalStoreOptions {
+  /**
+   * Other local stores to take a missing key from, read-only: an artifact found there is copied in, each file checked
+   * against its sha256, and nothing is ever written to them (the tests read through the user's own store, so the
+   * kernel an `up` built is not compiled again).
+   * @default none
+   */
+  readThrough?: string[];
+}
+
+/** The finished artifact `key` of the store at `root`, read without writing anything. */
+async function readArtifact(root: string, key: string): Promise<Artifact | undefined> {
+  const dir = path.join(root, "artifacts", key);
+  let meta: ArtifactMeta;
+  try {
+    meta = JSON.parse(await fs.promises.readFile(path.join(dir, "meta.json"), "utf8")) as ArtifactMeta;
+  } catch {
+    return undefined;
+  }
+  if (meta.key !== key || !fs.existsSync(path.join(dir, meta.primary))) return undefined;
+  return { key, dir, meta };
+}
+
 /**
  * An artifact store in a local directory:
  *
@@ -48,9 +71,13 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
  */
 export class LocalStore implements ArtifactStore {
   readonly location: string;
+  private readonly readThrough: string[];
 
-  constructor(root: string = defaultStoreDir()) {
+  constructor(root: string = defaultStoreDir(), options: LocalStoreOptions = {}) {
     this.location = path.resolve(root);
+    this.readThrough = (options.readThrough ?? [])
+      .map((dir) => path.resolve(dir))
+      .filter((dir) => dir !== this.location);
     try {
       for (const sub of ["artifacts", "tmp", "locks", "logs", "refs", "blobs", "cache"]) {
         makeDirectory(path.join(this.location, sub));
@@ -81,20 +108,46 @@ export class LocalStore implements ArtifactStore {
     return dir;
   }
 
+  /** Whether this store, or one it reads through, has `key` (nothing is copied to answer). */
   async has(key: string): Promise<boolean> {
-    return (await this.get(key)) !== undefined;
+    if (await this.own(key)) return true;
+    for (const other of this.readThrough) if (await readArtifact(other, key)) return true;
+    return false;
   }
 
+  /** The artifact, from this store or else copied in from the first store it reads through that has it. */
   async get(key: string): Promise<Artifact | undefined> {
-    const dir = this.artifactDir(key);
-    let meta: ArtifactMeta;
-    try {
-      meta = JSON.parse(await fs.promises.readFile(path.join(dir, "meta.json"), "utf8")) as ArtifactMeta;
-    } catch {
-      return undefined;
+    return (await this.own(key)) ?? (await this.copyIn(key));
+  }
+
+  private own(key: string): Promise<Artifact | undefined> {
+    assertKey(key);
+    return readArtifact(this.location, key);
+  }
+
+  /**
+   * A read-through store's artifact, copied (reflinked where the file system can) into this one, every file checked
+   * against its recorded sha256 by `adopt`; the other store is only read.
+   */
+  private async copyIn(key: string): Promise<Artifact | undefined> {
+    for (const other of this.readThrough) {
+      const found = await readArtifact(other, key);
+      if (!found) continue;
+      const log = this.logPath(key);
+      const copied = `# ${found.meta.name} (${found.meta.kind}) ${key}: copied from ${other}\n`;
+      fs.writeFileSync(
+        log,
+        copied + (fs.existsSync(found.meta.log) ? fs.readFileSync(found.meta.log, "utf8") : ""),
+      );
+      return this.adopt({ ...found.meta, log }, async (dir) => {
+        for (const name of Object.keys(found.meta.files)) {
+          const file = path.join(dir, name);
+          await fs.promises.mkdir(path.dirname(file), { recursive: true });
+          await fs.promises.copyFile(path.join(found.dir, name), file, fs.constants.COPYFILE_FICLONE);
+        }
+      });
     }
-    if (meta.key !== key || !fs.existsSync(path.join(dir, meta.primary))) return undefined;
-    return { key, dir, meta };
+    return undefined;
   }
 
   async put(
@@ -102,6 +155,8 @@ export class LocalStore implements ArtifactStore {
     info: BuildInfo,
     build: (dir: string, log: string) => Promise<BuildOutput>,
   ): Promise<PutResult> {
+    // A store read through may have it: copied in, it is answered as cached below.
+    if (this.readThrough.length > 0) await this.copyIn(key);
     return this.publish(key, info, async (tmp) => {
       const log = this.logPath(key);
       const startedAt = new Date().toISOString();
@@ -160,7 +215,7 @@ export class LocalStore implements ArtifactStore {
   ): Promise<PutResult> {
     // Every step of a run comes here, built or cached: what dead builds left is reclaimed by the next run.
     this.removeDeadBuilds();
-    const finished = await this.get(key);
+    const finished = await this.own(key);
     if (finished) return this.reuse(finished, info);
 
     const release = await acquireLock(path.join(this.location, "locks", `${key}.lock`), {
@@ -168,7 +223,7 @@ export class LocalStore implements ArtifactStore {
         process.stderr.write(`${info?.name ?? key}: waiting for ${holder}, which is building ${key}\n`),
     });
     try {
-      const built = await this.get(key);
+      const built = await this.own(key);
       if (built) return this.reuse(built, info);
 
       const { dir: tmp, remove: removeTmp } = this.scratchDir(key);
@@ -179,7 +234,7 @@ export class LocalStore implements ArtifactStore {
       } finally {
         removeTmp();
       }
-      const artifact = await this.get(key);
+      const artifact = await this.own(key);
       if (!artifact)
         throw new Error(`${info?.name ?? key}: artifact ${key} vanished right after it was stored`);
       if (info) this.record(artifact, info);
@@ -266,7 +321,7 @@ export class LocalStore implements ArtifactStore {
     keep: Iterable<string>,
     options: { dryRun?: boolean } = {},
   ): Promise<{ removed: string[]; kept: string[] }> {
-    const reachable = await reachableKeys(keep, async (key) => (await this.get(key))?.meta.inputs.parents);
+    const reachable = await reachableKeys(keep, async (key) => (await this.own(key))?.meta.inputs.parents);
     const removed: string[] = [];
     const kept: string[] = [];
     for (const key of fs.readdirSync(path.join(this.location, "artifacts")).sort()) {
