@@ -1,3 +1,4 @@
+import { formatFailure } from "../steps/failure";
 import { stepDefinitions } from "../steps/registry";
 import { runStep, StepFailure } from "../steps/run";
 import { StepSpec } from "../steps/step";
@@ -8,8 +9,8 @@ export const stepHelp = `usage: antidote-images step < spec.json
 
 Builds one step from the JSON spec on stdin (what the program's command resources run), or finds it in the
 artifact store. Prints exactly one JSON line on stdout: key, location, sha256, size, cached, log. The build log
-goes to the store; on failure the message, the log's last lines and its path go to stderr, and the exit status
-is 1.
+goes to the store; on failure stderr ends with 'error: <image>: step <name> (<kind>) failed: <cause>', the few
+log lines that show it and 'log: <path>', and the exit status is 1.
 
 environment:
   ANTIDOTE_STORE          artifact store directory (default ~/.cache/antidote-images); with a shared store,
@@ -39,9 +40,7 @@ export async function stepCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (!(err instanceof StepFailure)) throw err;
-    process.stderr.write(`error: ${err.message}\n`);
-    if (err.tail) process.stderr.write(`--- last lines of ${err.log} ---\n${err.tail}\n--- end of log ---\n`);
-    else if (err.log) process.stderr.write(`log: ${err.log}\n`);
+    process.stderr.write(`${formatFailure({ headline: err.message, excerpt: err.excerpt, log: err.log })}\n`);
     return controller.signal.aborted ? 143 : 1;
   } finally {
     process.off("SIGTERM", stop);

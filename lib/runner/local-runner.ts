@@ -9,6 +9,7 @@ import { BuildHost, parseBuildHosts } from "../remote/hosts";
 import { diffSummaries, InputChange, summarizeInputs } from "../keys";
 import { killGroup, ownScratch, spawnChild } from "../exec";
 import { ResourcePerformer, resourcePerformers } from "./docker-resources";
+import { failureFromOutput, formatFailure, startsFailureReport, stepSubject } from "../steps/failure";
 import { stepDefinitions } from "../steps/registry";
 import { runStep } from "../steps/run";
 import { StepResult, StepSpec } from "../steps/step";
@@ -169,12 +170,16 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       }
       const begun = Date.now();
       update(record, { status: "building" });
+      let reportingFailure = false;
       const outcome = await runCommand(inputs, options.root, secrets, running, jobs, (line) => {
-        emit({ type: "progress", record, line });
+        // The step command's failure report is shown once, from the record; it is not progress.
+        reportingFailure ||= startsFailureReport(line);
+        if (!reportingFailure) emit({ type: "progress", record, line });
       });
       const elapsedMs = Date.now() - begun;
       if (outcome.code !== 0) {
-        let error = outcome.stderr.trim() || `exit status ${outcome.code}`;
+        const failure = failureFromOutput(outcome.stderr, stepSubject(spec));
+        let error = failure.headline || `exit status ${outcome.code}`;
         if (inputs.connection) {
           const host = `build host ${slots?.host?.name ?? "?"} (${describeConnection(inputs.connection)})`;
           // ssh itself exits 255 (the step command never does): the host could not be reached or refused us.
@@ -183,7 +188,11 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
               ? `${host} is unreachable or refused the connection: ${error}`
               : `on ${host}: ${error}`;
         }
-        update(record, { status: "failed", elapsedMs, error });
+        update(record, {
+          status: "failed",
+          elapsedMs,
+          error: formatFailure({ ...failure, headline: error }, ""),
+        });
         return undefined;
       }
       if (!isStep) {

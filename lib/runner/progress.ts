@@ -93,13 +93,16 @@ export class ProgressDisplay {
     }
   }
 
-  /** Stops the status line and prints the summary, with each failure's message and log tail. */
+  /** Stops the status line and prints the summary, with each failure's cause, the log lines that show it and its
+   * log's path (the record's error: the cause on its first line). */
   finish(report: RunReport): void {
     clearInterval(this.timer);
     this.clearStatus();
     const count = (status: StepRecord["status"]) => report.steps.filter((s) => s.status === status).length;
     for (const failed of report.steps.filter((s) => s.status === "failed")) {
-      this.out.write(`\n✗ ${failed.image}: ${failed.name} failed:\n${indent(failed.error ?? "")}\n`);
+      const [cause, ...details] = (failed.error ?? "").split("\n");
+      this.out.write(`\n✗ ${failed.image}: ${failed.name} failed: ${cause}\n`);
+      if (details.length > 0) this.out.write(`${indent(details.join("\n"))}\n`);
     }
     for (const what of report.unsupported) {
       this.out.write(
@@ -117,13 +120,12 @@ export class ProgressDisplay {
 }
 
 function firstLine(text: string | undefined): string {
-  const line = (text ?? "").split("\n").find((l) => l.trim()) ?? "";
-  return line.replace(/^error:\s*/, "");
+  return (text ?? "").split("\n").find((l) => l.trim()) ?? "";
 }
 
 function indent(text: string): string {
   return text
     .split("\n")
-    .map((l) => `    ${l}`)
+    .map((l) => `  ${l}`)
     .join("\n");
 }

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { Json } from "../keys";
-import { AcceleratorChoice, chooseAccelerator } from "../vm/accel";
+import { chooseAccelerator } from "../vm/accel";
 import { Accelerator, Firmware, freePort, nicMac, OVMF_VARS, RunningVm, startVm, VmConfig } from "../vm/qemu";
 import { SshTarget, sshBanner, sshRun, SSHPASS_WRONG_PASSWORD } from "../vm/ssh";
 import { ImageInfo } from "./disk";
@@ -219,7 +219,7 @@ async function runBootTest(ctx: StepContext<BootTestArgs>) {
     const kept = ctx.log.path.replace(/\.log$/, "");
     fs.writeFileSync(`${kept}.report.json`, JSON.stringify(report, null, 2) + "\n");
     fs.writeFileSync(`${kept}.junit.xml`, junitXml(report));
-    throw new Error(failureMessage(report, accel));
+    throw new Error(failureMessage(report));
   }
   ctx.log.progress(
     `${ctx.spec.image}: boot test passed: SSH after ${(report.bootToSshMs! / 1000).toFixed(1)} s (${accel.accelerator}), ` +
@@ -430,20 +430,30 @@ export function readableConsole(text: string): string {
   );
 }
 
-export function failureMessage(report: BootTestReport, accel: AcceleratorChoice): string {
+/** How many lines of the serial console a failure shows: the end of a boot that never reached SSH. */
+const CONSOLE_LINES = 6;
+
+/**
+ * The failed checks, then (when SSH never answered, so no check could say more) the end of the serial console. The
+ * accelerator's reason is not repeated: the step's progress line said it, and it is rarely why a check failed.
+ */
+export function failureMessage(report: BootTestReport): string {
   const failed = report.checks.filter((c) => !c.pass);
+  const lines = [
+    `boot test of image '${report.image}' failed: ${failed.map((c) => `check '${c.name}': ${c.message}`).join("; ")}`,
+    `(${report.accelerator}; ${report.bootToSshMs === null ? "SSH never answered" : `SSH after ${report.bootToSshMs} ms`})`,
+  ];
+  if (report.bootToSshMs !== null) return lines.join("\n");
   const tail = readableConsole(tailOfFile(report.consoleLog, 80))
     .split("\n")
     .filter((l) => l.trim() !== "")
-    .slice(-40)
-    .join("\n");
+    .slice(-CONSOLE_LINES);
   return [
-    `boot test of image '${report.image}' failed: ${failed.map((c) => `check '${c.name}': ${c.message}`).join("; ")}`,
-    `(${accel.accelerator}: ${accel.reason}; ` +
-      `${report.bootToSshMs === null ? "SSH never answered" : `SSH after ${report.bootToSshMs} ms`})`,
-    `--- last 40 lines of the serial console (${report.consoleLog}) ---`,
-    tail || "(the console is empty: the firmware found nothing to boot, or QEMU did not start)",
-    "--- end of console ---",
+    ...lines,
+    `serial console (${report.consoleLog}), last lines:`,
+    ...(tail.length > 0
+      ? tail
+      : ["(the console is empty: the firmware found nothing to boot, or QEMU did not start)"]),
   ].join("\n");
 }
 

@@ -3,15 +3,17 @@ import { keyOfSummary, summarizeInputs } from "../keys";
 import { Artifact, ArtifactStore } from "../store/store";
 import { acquireJobSlot, jobLimit, JOBS_ENV } from "../store/job-slots";
 import { ExecError } from "../exec";
+import { LOG_LINES_SEARCHED, stepSubject, summarizeFailure } from "./failure";
 import { progressToStderr, StepLog, tailOfFile } from "./log";
 import { StepArgsError, StepDefinition, StepResult, StepSpec } from "./step";
 
-/** A failed step: the message names the image, the step and the cause; the log tail and path come with it. */
+/** A failed step: the message names the image, the step and the cause; the log lines that show it and the log's
+ * path come with it ({@link summarizeFailure}). */
 export class StepFailure extends Error {
   constructor(
     message: string,
     readonly log?: string,
-    readonly tail?: string,
+    readonly excerpt: string[] = [],
   ) {
     super(message);
   }
@@ -66,7 +68,7 @@ async function parentArtifact(
 export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<StepResult> {
   const started = Date.now();
   const root = options.root ?? process.cwd();
-  const where = `${spec.image}: step ${spec.name} (${spec.kind})`;
+  const where = stepSubject(spec);
   const definition = options.definitions[spec.kind];
   if (!definition) {
     throw new StepFailure(
@@ -164,8 +166,9 @@ export async function runStep(spec: StepSpec, options: RunStepOptions): Promise<
     };
   } catch (err) {
     if (err instanceof StepFailure) throw err;
-    const cause = signal.aborted ? "was interrupted" : `failed: ${(err as Error).message}`;
     const log = err instanceof ExecError ? err.log : logPath;
-    throw new StepFailure(`${where} ${cause}`, log, tailOfFile(log, 40));
+    const failure = summarizeFailure(err as Error, tailOfFile(log, LOG_LINES_SEARCHED));
+    const cause = signal.aborted ? "was interrupted" : `failed: ${failure.headline}`;
+    throw new StepFailure(`${where} ${cause}`, log, failure.excerpt);
   }
 }

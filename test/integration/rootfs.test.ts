@@ -252,7 +252,7 @@ describe("Rootfs step (real mmdebstrap)", function () {
             err.message,
             /^broken: step broken-rootfs \(rootfs\) failed: install\.sh exited with status 7$/,
           );
-          assert.match(err.tail ?? "", /failing on purpose/);
+          assert.deepStrictEqual(err.excerpt, ["failing on purpose"]);
           return true;
         },
       );

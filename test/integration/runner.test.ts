@@ -3,7 +3,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { RunReport } from "../../lib/runner/local-runner";
-import { PROJECT_ROOT, tempDir } from "../helpers";
+import { debianBase } from "../fixtures/rootfs";
+import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 
 /**
  * A copy of the project in a temp folder (the library, bin and node_modules linked, images and stacks copied), so
@@ -33,11 +34,18 @@ function cli(root: string, ...args: string[]) {
     cwd: root,
     env,
     encoding: "utf8",
-    timeout: 120_000,
+    // Long enough for a step that waits for a build slot other tests hold.
+    timeout: 600_000,
   });
   const report =
     args.includes("--json") && run.stdout.trim() ? (JSON.parse(run.stdout) as RunReport) : undefined;
   return { status: run.status, stderr: run.stderr, report };
+}
+
+/** Every non-blank line of `text` that appears more than once. */
+function repeatedLines(text: string): string[] {
+  const lines = text.split("\n").filter((l) => l.trim() !== "");
+  return [...new Set(lines.filter((l, i) => lines.indexOf(l) !== i))];
 }
 
 function statuses(report: RunReport | undefined): Record<string, string> {
@@ -113,17 +121,19 @@ describe("antidote-images up and plan (the local runner)", () => {
     assert.deepStrictEqual(statuses(again.report), statuses(report), "plan built nothing");
   });
 
-  it("fails a broken step with its image, step, cause and log, skips what depends on it, and exits 1", () => {
+  it("fails a broken step naming its cause and its log once, skips what depends on it, and exits 1", () => {
     fs.appendFileSync(path.join(root, "images", "hello", "greeting.txt"), "{{undefined_placeholder}}\n");
     const { status, stderr, report } = cli(root, "up", "--json");
     assert.strictEqual(status, 1);
     assert.deepStrictEqual(statuses(report), { "hello-greeting": "failed", "hello-bundle": "skipped" });
+    const cause = "greeting.txt uses placeholders with no value: undefined_placeholder";
+    assert.match(stderr, new RegExp(`✗ +[\\d.]+s hello +hello-greeting +failed: ${cause}\n`));
     assert.match(
       stderr,
-      /hello: step hello-greeting \(template\) failed: greeting.txt uses placeholders with no value: undefined_placeholder/,
+      new RegExp(`\n✗ hello: hello-greeting failed: ${cause}\n  log: .*\\.store/logs/[0-9a-f]{64}\\.log\n`),
     );
-    assert.match(stderr, /--- last lines of .*\.store\/logs\/[0-9a-f]{64}\.log ---/);
     assert.match(stderr, /hello-bundle\s+skipped: its input 'greeting' did not build/);
+    assert.deepStrictEqual(repeatedLines(stderr), []);
   });
 
   it("gc removes the artifacts the current steps no longer need, and keeps theirs", () => {
@@ -152,5 +162,47 @@ describe("antidote-images up and plan (the local runner)", () => {
     const stack = cli(root, "plan", "--stack", "prod");
     assert.strictEqual(stack.status, 1);
     assert.match(stack.stderr, /no stack 'prod' \(no stacks\/Pulumi.prod.yaml\); stacks: local/);
+  });
+});
+
+describe("a misspelled package under up (real apt, on debian-base's root filesystem in the shared test store)", () => {
+  let root: string;
+  before(async () => {
+    await debianBase();
+    root = scratchProject();
+    fs.mkdirSync(path.join(root, "images", "web"));
+    fs.writeFileSync(
+      path.join(root, "images", "web", "image.ts"),
+      [
+        'import { Rootfs } from "../../lib";',
+        "// debian-base's root filesystem as the integration tests build it, and a web server with a typo.",
+        'const base = new Rootfs("debian-base", {});',
+        'export const rootfs = new Rootfs("web-rootfs", { image: "web", base, packages: ["ngnix"] });',
+        "",
+      ].join("\n"),
+    );
+    fs.writeFileSync(
+      path.join(root, "stacks", "Pulumi.local.yaml"),
+      `config:\n  antidote-images:store: ${sharedTestStore().location}\n`,
+    );
+  });
+
+  it("prints one headline naming the package, then apt's few lines once, then the log's path", () => {
+    const { status, stderr, report } = cli(root, "up", "web", "--json");
+    assert.strictEqual(status, 1, stderr);
+    assert.deepStrictEqual(statuses(report), { "debian-base": "cached", "web-rootfs": "failed" });
+    assert.match(stderr, /✗ +[\d.]+s web +web-rootfs +failed: apt could not find package ngnix\n/);
+    const summary = stderr.slice(
+      stderr.indexOf("\n✗ web: web-rootfs failed: apt could not find package ngnix\n"),
+    );
+    assert.match(
+      summary,
+      /^\n✗ web: web-rootfs failed: apt could not find package ngnix\n(( {4}.*\n){1,8}) {2}log: \/.*\/logs\/[0-9a-f]{64}\.log\n/,
+    );
+    assert.strictEqual(stderr.match(/E: Unable to locate package ngnix/g)?.length, 1, stderr);
+    assert.doesNotMatch(stderr, /\$ unshare|--no-install-recommends/);
+    assert.deepStrictEqual(repeatedLines(stderr), []);
+    const failed = report?.steps.find((s) => s.name === "web-rootfs");
+    assert.match(failed?.error ?? "", /^apt could not find package ngnix\n/);
   });
 });

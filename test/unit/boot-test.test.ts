@@ -134,22 +134,35 @@ describe("boot test report", () => {
     assert.ok(!text.includes("\x01"));
   });
 
-  it("names the image and the failing check in the failure message and shows the console's last 40 lines", () => {
+  it("names the image and the failing check in the failure message, and not the accelerator's reason", () => {
+    const message = failureMessage(report());
+    assert.strictEqual(
+      message,
+      "boot test of image 'frr' failed: check 'test.sh': test.sh exited with status 1; <&> \x01\n(tcg; SSH after 14000 ms)",
+    );
+  });
+
+  it("shows the serial console's last lines, readable, when SSH never answered", () => {
     const dir = tempDir("boot-unit");
     const consoleLog = path.join(dir, "console.log");
     const lines = Array.from({ length: 60 }, (_, i) => `\x1b[1;1Hline ${i}\r`);
     fs.writeFileSync(consoleLog, lines.join("\n") + "\n");
-    const message = failureMessage(report({ consoleLog }), { accelerator: "tcg", reason: "KVM not usable" });
-    assert.match(message, /^boot test of image 'frr' failed: check 'test.sh': test.sh exited with status 1/);
-    assert.ok(message.includes(`--- last 40 lines of the serial console (${consoleLog}) ---`));
-    assert.ok(message.includes("\nline 20\n") && message.includes("\nline 59\n"));
-    assert.ok(!message.includes("line 19\n"));
-    assert.ok(!message.includes("\x1b") && !message.includes("\r"));
+    const boot = { name: "boot", pass: false, durationMs: 300_000, message: "no SSH answer" };
+    const message = failureMessage(report({ consoleLog, bootToSshMs: null, checks: [boot] }));
+    assert.strictEqual(
+      message,
+      [
+        "boot test of image 'frr' failed: check 'boot': no SSH answer",
+        "(tcg; SSH never answered)",
+        `serial console (${consoleLog}), last lines:`,
+        ...[54, 55, 56, 57, 58, 59].map((i) => `line ${i}`),
+      ].join("\n"),
+    );
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("says so when the console is empty", () => {
-    assert.match(failureMessage(report(), { accelerator: "tcg", reason: "" }), /the console is empty/);
+    assert.match(failureMessage(report({ bootToSshMs: null })), /the console is empty/);
     assert.strictEqual(readableConsole("\x1b[2J\x1b[?25lok\r\n"), "ok\n");
   });
 });
