@@ -7,14 +7,21 @@ export interface ParsedArgs {
 }
 
 /**
- * Parses `--name value`, `--name=value` and bare `--flag`. `valued` lists the flags that take a value; any flag
- * not in `valued` or `bare` is an error, so a typo never silently does something else.
+ * Parses `--name value`, `--name=value` and bare `--flag`; `-h` is `--help`. `valued` lists the flags that take a
+ * value; any flag not in `valued` or `bare`, and any other `-x`, is an error, so a typo never silently does something
+ * else (or becomes an image's name). A lone `-` is positional.
  */
 export function parseArgs(argv: string[], valued: string[], bare: string[] = []): ParsedArgs {
   const positional: string[] = [];
   const flags: Record<string, string | true> = {};
+  const known = () => [...valued, ...bare, "help"].map((f) => `--${f}`).join(", ");
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    if (arg === "-h") {
+      flags.help = true;
+      continue;
+    }
+    if (/^-[^-]/.test(arg)) throw new UsageError(`unknown option ${arg} (known: ${known()}, -h)`);
     if (!arg.startsWith("--")) {
       positional.push(arg);
       continue;
@@ -29,8 +36,7 @@ export function parseArgs(argv: string[], valued: string[], bare: string[] = [])
       if (eq >= 0) throw new UsageError(`--${name} takes no value`);
       flags[name] = true;
     } else {
-      const known = [...valued, ...bare, "help"].map((f) => `--${f}`).join(", ");
-      throw new UsageError(`unknown option --${name} (known: ${known})`);
+      throw new UsageError(`unknown option --${name} (known: ${known()})`);
     }
   }
   return { positional, flags };

@@ -16,6 +16,28 @@ function cli(args: string[], input = "") {
 }
 
 describe("the antidote-images command", () => {
+  const commands = ["up", "plan", "vm", "diff", "catalog", "lesson", "gc", "step"];
+  for (const command of commands) {
+    it(`${command} -h prints the command's help, as --help does`, function () {
+      this.timeout(120_000);
+      const run = cli([command, "-h"]);
+      assert.strictEqual(run.status, 0, run.stderr);
+      assert.match(run.stdout, new RegExp(`^usage: antidote-images ${command}`));
+    });
+  }
+
+  it("takes -h after an image name as help too, and refuses another single-dash option", () => {
+    const help = cli(["up", "frr", "-h"]);
+    assert.strictEqual(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^usage: antidote-images up/);
+    const typo = cli(["plan", "-j", "2"]);
+    assert.strictEqual(typo.status, 2);
+    assert.match(
+      typo.stderr,
+      /^antidote-images plan: unknown option -j \(known: --stack, --json, --help, -h\)/,
+    );
+  });
+
   describe("step", () => {
     const key = "0".repeat(64);
     const cases: [string, string, RegExp][] = [
