@@ -1,5 +1,5 @@
 import { ProgressDisplay } from "../runner/progress";
-import { runProgram } from "../runner/local-runner";
+import { ProgramError, runProgram } from "../runner/local-runner";
 import { findProjectRoot } from "../runner/stack";
 import { parseArgs, UsageError } from "./args";
 
@@ -71,6 +71,10 @@ async function run(mode: "up" | "plan", argv: string[]): Promise<number> {
     if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
     const failed = report.steps.some((s) => s.status === "failed") || report.unsupported.length > 0;
     return failed || controller.signal.aborted ? 1 : 0;
+  } catch (err) {
+    // What ran before the program failed is summed up too; the error itself follows as the command's last line.
+    if (err instanceof ProgramError && err.report) display.finish(err.report);
+    throw err;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

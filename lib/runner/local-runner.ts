@@ -97,6 +97,8 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   /** Resources that failed or were skipped: what depends on them is skipped, as the engine does. */
   const failedUrns = new Map<string, StepRecord>();
   const unsupported: string[] = [];
+  /** Errors the program reported: once there is one, nothing new starts (the engine stops launching too). */
+  const programErrors: string[] = [];
   /** `plan`: resources that would build; what depends on them would too. */
   const wouldBuild = new Set<string>();
   /** Explicit providers by reference, with their inputs. */
@@ -164,8 +166,9 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     }
     const slots = inputs.connection ? slotsOf(inputs.connection) : undefined;
     return (slots?.semaphore ?? semaphore).run(async () => {
-      if (options.signal?.aborted) {
-        update(record, { status: "skipped", error: "the run was stopped" });
+      const stopped = stopReason();
+      if (stopped) {
+        update(record, { status: "skipped", error: stopped });
         return undefined;
       }
       const begun = Date.now();
@@ -273,6 +276,11 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
       return undefined;
     }
     return semaphore.run(async () => {
+      const stopped = stopReason();
+      if (stopped) {
+        update(record, { status: "skipped", error: stopped });
+        return undefined;
+      }
       const begun = Date.now();
       update(record, { status: "building" });
       try {
@@ -331,12 +339,24 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     return undefined;
   };
 
+  /** Why nothing new starts any more in an up: the run was stopped, or the program failed. */
+  const stopReason = (): string | undefined =>
+    options.mode !== "up"
+      ? undefined
+      : options.signal?.aborted
+        ? "the run was stopped"
+        : programErrors.length > 0
+          ? NOT_STARTED
+          : undefined;
+
   /**
    * Why a resource is not performed, if it is not: something it depends on failed or was skipped (the engine's
-   * `--continue-on-error` rule), or the run was stopped. Names the step input that did not build when there is one.
+   * `--continue-on-error` rule), or the run was stopped, or the program failed. Names the step input that did not
+   * build when there is one.
    */
   const skipReason = (dependencies: string[], parents: Record<string, string> = {}): string | undefined => {
-    if (options.mode === "up" && options.signal?.aborted) return "the run was stopped";
+    const stopped = stopReason();
+    if (stopped) return stopped;
     const failedParent = Object.entries(parents).find(([, key]) => failedKeys.has(key));
     if (failedParent) return `its input '${failedParent[0]}' did not build`;
     const failed = dependencies.map((urn) => failedUrns.get(urn)).find(Boolean);
@@ -389,7 +409,6 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     return { id: name, outputs: { ...inputs, ...outputs } };
   };
 
-  const programErrors: string[] = [];
   let outputs: Record<string, unknown> = {};
   try {
     const project = readProject(options.root);
@@ -420,8 +439,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
   } finally {
     removeSecrets();
   }
-  if (programErrors.length > 0) throw new ProgramError(programErrors[0]);
-  return {
+  const report: RunReport = {
     stack: stack.stack,
     mode: options.mode,
     steps: [...records.values()],
@@ -429,13 +447,41 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     outputs,
     wallMs: Date.now() - started,
   };
+  if (programErrors.length > 0) throw new ProgramError(programErrors[0], report);
+  return report;
 }
 
-/** The program itself failed (a bad image description, an invalid argument): nothing was built after it. */
+/** Why a step did not run in an up whose program failed. */
+const NOT_STARTED = "not started: the program failed";
+
+/**
+ * The program itself failed (a bad image description, an invalid argument). As under the engine, nothing started
+ * after it reported the error and what was running finished; an up's message lists what was done and what was not
+ * started, and `report` has every step.
+ */
 export class ProgramError extends Error {
-  constructor(readonly cause: unknown) {
-    super(`the program failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  constructor(
+    readonly cause: unknown,
+    readonly report?: RunReport,
+  ) {
+    super(
+      `the program failed: ${cause instanceof Error ? cause.message : String(cause)}` +
+        (report?.mode === "up" ? failedRunOutline(report) : ""),
+    );
   }
+}
+
+/** An up's steps when its program failed: those done (built, cached or failed) and those never started. */
+function failedRunOutline(report: RunReport): string {
+  const names = (statuses: StepStatus[], withStatus: boolean) =>
+    report.steps
+      .filter((s) => statuses.includes(s.status))
+      .map((s) => (withStatus ? `${s.name} (${s.status})` : s.name))
+      .join(", ") || "none";
+  return (
+    `\n  done: ${names(["built", "cached", "failed"], true)}` +
+    `\n  not started: ${names(["queued", "skipped"], false)}`
+  );
 }
 
 /** The inputs of a `command:local:Command` (or `command:remote:Command`, which has a connection) the runner uses. */
