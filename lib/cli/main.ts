@@ -1,3 +1,5 @@
+import * as fs from "fs";
+import * as path from "path";
 import { UsageError } from "./args";
 
 interface Command {
@@ -46,9 +48,16 @@ function help(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
   return (
-    `usage: antidote-images <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n` +
+    `usage: antidote-images <command> [options]\n       antidote-images --version\n\n` +
+    `commands:\n${lines.join("\n")}\n\n` +
     "Run 'antidote-images <command> --help' for a command's options."
   );
+}
+
+/** The package's version, from its package.json. */
+function version(): string {
+  const manifest = path.join(__dirname, "..", "..", "package.json");
+  return (JSON.parse(fs.readFileSync(manifest, "utf8")) as { version: string }).version;
 }
 
 /** Runs the CLI; errors print as one line (no stack trace unless ANTIDOTE_DEBUG is set) and set the exit status. */
@@ -56,6 +65,10 @@ export async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(help());
+    return;
+  }
+  if (name === "--version") {
+    console.log(version());
     return;
   }
   const command = commands[name];

@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
 import { PROJECT_ROOT, tempDir } from "../helpers";
 
@@ -36,6 +37,15 @@ describe("the antidote-images command", () => {
       typo.stderr,
       /^antidote-images plan: unknown option -j \(known: --stack, --json, --help, -h\)/,
     );
+  });
+
+  it("--version prints the package's version", () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      version: string;
+    };
+    const run = cli(["--version"]);
+    assert.strictEqual(run.status, 0, run.stderr);
+    assert.strictEqual(run.stdout, `${version}\n`);
   });
 
   describe("step", () => {
