@@ -8,21 +8,24 @@ import { projectSettings } from "./config";
 import { publishSettings } from "./publishing";
 import { typeCheckCacheDir, typeCheckImages } from "./typecheck";
 
-/** What the stack exports for each built step. */
+/**
+ * What the stack exports for each built step: its key, known while the program runs (a plan and `pulumi preview`
+ * show it), and what only a build gives.
+ */
 export interface StepOutput {
   key: string;
-  location: string;
-  sha256: string;
-  size: number;
+  location: pulumi.Output<string>;
+  sha256: pulumi.Output<string>;
+  size: pulumi.Output<number>;
   /** A ContainerImage's pushed image, `<registry>/<repository>@sha256:…` (when the stack pushes). */
-  reference?: string;
+  reference?: pulumi.Output<string>;
   /** A ContainerImage's disk (and kernel package) in the stack's bucket (when it has one). */
   diskObject?: string;
   kernelObject?: string;
 }
 
 /** Image folder → step name → its output. */
-export type ImagesOutput = Record<string, Record<string, pulumi.Output<StepOutput>>>;
+export type ImagesOutput = Record<string, Record<string, StepOutput>>;
 
 /** The folders under `dir` that hold an `image.ts`, sorted. */
 export function listImages(dir: string): string[] {
@@ -68,18 +71,15 @@ export function loadImages(): ImagesOutput {
     outputs[name] = Object.fromEntries(
       builtSteps(exports).map((step) => [
         step.stepName,
-        pulumi
-          .all([step.result, step instanceof ContainerImage ? step.reference : undefined])
-          .apply(([r, reference]) => ({
-            key: r.key,
-            location: r.location,
-            sha256: r.sha256,
-            size: r.size,
-            ...(reference ? { reference } : {}),
-            ...(step instanceof ContainerImage
-              ? { diskObject: step.diskObject, kernelObject: step.kernelObject }
-              : {}),
-          })),
+        {
+          key: step.key,
+          location: step.result.location,
+          sha256: step.result.sha256,
+          size: step.result.size,
+          ...(step instanceof ContainerImage
+            ? { reference: step.reference, diskObject: step.diskObject, kernelObject: step.kernelObject }
+            : {}),
+        },
       ]),
     );
   }

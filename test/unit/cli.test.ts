@@ -2,6 +2,7 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { RunReport } from "../../lib/runner/local-runner";
 import { PROJECT_ROOT, tempDir } from "../helpers";
 
 /** `antidote-images <args>` as a user runs it, with `input` on stdin and a store of its own. */
@@ -46,6 +47,35 @@ describe("the antidote-images command", () => {
     const run = cli(["--version"]);
     assert.strictEqual(run.status, 0, run.stderr);
     assert.strictEqual(run.stdout, `${version}\n`);
+  });
+
+  it("plan --json prints the whole plan as one JSON document on stdout: every step, each image's step keys", function () {
+    this.timeout(300_000);
+    const run = cli(["plan", "--json", "frr"]);
+    assert.strictEqual(run.status, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as RunReport; // nothing before or after the document
+    const shown = [...run.stderr.matchAll(/^\+\s+\S+\s+\S+\s+(\S+)\s+would build/gm)].map((m) => m[1]);
+    const names = report.steps.map((s) => s.name);
+    assert.deepStrictEqual([...names].sort(), [...shown].sort(), "the steps the progress lines show");
+    for (const step of [
+      "kernel",
+      "debian-base-rootfs",
+      "frr-rootfs",
+      "frr-container",
+      "frr-container-push-key",
+    ]) {
+      assert.ok(names.includes(step), `${step} in ${names.join(", ")}`);
+    }
+    assert.match(run.stderr, new RegExp(`^plan: ${report.steps.length} to build, 0 cached, 0 skipped$`, "m"));
+    const frr = (report.outputs as { images: Record<string, Record<string, { key: string }>> }).images.frr;
+    const keys = Object.fromEntries(report.steps.map((s) => [s.name, s.key]));
+    assert.deepStrictEqual(
+      Object.fromEntries(Object.entries(frr ?? {}).map(([name, output]) => [name, output.key])),
+      Object.fromEntries(
+        ["frr-rootfs", "kernel", "frr-disk", "frr-boot-test", "frr-container"].map((n) => [n, keys[n]]),
+      ),
+      "the stack outputs name each step of the image with its key, known before anything builds",
+    );
   });
 
   describe("step", () => {
