@@ -40,6 +40,8 @@ interface TagInputs {
 interface RegistryImageInputs {
   name: string;
   authConfig?: { address: string; username: string; password: string };
+  /** The program's `{ key }`: the step's content key, which names the key tag. */
+  triggers?: { key?: string };
 }
 
 /** `docker:index/tag:Tag`: `docker tag`. */
@@ -65,7 +67,7 @@ const pushPerformer: ResourcePerformer = {
   describe: (inputs) => repositoryOf(String(inputs.name)),
   async perform(raw, { timeoutMs = PROVIDER_TIMEOUT_MS, provider } = {}) {
     const inputs = raw as unknown as RegistryImageInputs;
-    const login = registryLogin(inputs, provider);
+    const { address, login } = registryAccess(inputs, provider);
     const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
     const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
     // The login's credentials go with the directory, even when this process is killed.
@@ -73,6 +75,10 @@ const pushPerformer: ResourcePerformer = {
     let output: string;
     try {
       if (login) await dockerLogin(configDir, registryHost(inputs.name), login.username, login.password);
+      // A key tag never moves: it names one build of that key for good. An image built again (dockerd lost it) has
+      // the same layers but a config of its own, and pushing it would re-point the tag; the registry's stays.
+      const published = isKeyTag(inputs) ? await registryDigest(configDir, inputs.name, address) : undefined;
+      if (published) return { outputs: { sha256Digest: published }, changed: false };
       // The registry skips layers it already has; a large disk layer over a slow link takes long (PUBLISH_TIMEOUTS).
       output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs });
     } finally {
@@ -86,16 +92,45 @@ const pushPerformer: ResourcePerformer = {
   },
 };
 
+/** Whether `name` is the key tag: its tag is the content key the program gives as the push's trigger. */
+function isKeyTag(inputs: RegistryImageInputs): boolean {
+  const tag = inputs.name.slice(repositoryOf(inputs.name).length + 1);
+  return tag !== "" && tag === inputs.triggers?.key;
+}
+
 /**
- * The login a push uses, by the docker provider's rules: the resource's `authConfig`, else the provider's
- * `registryAuth` entry for the image's registry (none when it disables auth); with neither, the provider refuses the
- * push, and so does the runner.
+ * The digest the registry serves for `name`, or undefined when it has no such tag: `docker manifest inspect`, over
+ * plain HTTP when the provider's address says so (as the provider reads digests).
  */
-function registryLogin(
+async function registryDigest(configDir: string, name: string, address: string): Promise<string | undefined> {
+  const insecure = address.startsWith("http://") ? ["--insecure"] : [];
+  let inspected: string;
+  try {
+    inspected = await docker(["--config", configDir, "manifest", "inspect", ...insecure, "--verbose", name]);
+  } catch (err) {
+    if (/no such manifest/i.test((err as Error).message)) return undefined;
+    throw err;
+  }
+  const manifest = JSON.parse(inspected) as { Descriptor?: { digest?: string } } | unknown[];
+  const digest = Array.isArray(manifest) ? undefined : manifest.Descriptor?.digest;
+  if (!digest) {
+    throw new Error(
+      `${name} in the registry is a manifest list, not the image its key names; a key tag never moves`,
+    );
+  }
+  return digest;
+}
+
+/**
+ * The registry address and login a push uses, by the docker provider's rules: the resource's `authConfig`, else the
+ * provider's `registryAuth` entry for the image's registry (no login when it disables auth); with neither, the
+ * provider refuses the push, and so does the runner.
+ */
+function registryAccess(
   inputs: RegistryImageInputs,
   provider: Record<string, unknown> | undefined,
-): { username: string; password: string } | undefined {
-  if (inputs.authConfig) return inputs.authConfig;
+): { address: string; login?: { username: string; password: string } } {
+  if (inputs.authConfig) return { address: inputs.authConfig.address, login: inputs.authConfig };
   const host = registryHost(inputs.name);
   const raw = provider?.registryAuth;
   // The engine hands a provider's structured config over as JSON text.
@@ -107,10 +142,10 @@ function registryLogin(
         `or a registryAuth entry of its provider for that registry`,
     );
   }
-  if (entry.authDisabled) return undefined;
+  if (entry.authDisabled) return { address: entry.address };
   if (!entry.username || !entry.password)
     throw new Error(`registryAuth for ${host} has no username and password`);
-  return { username: entry.username, password: entry.password };
+  return { address: entry.address, login: { username: entry.username, password: entry.password } };
 }
 
 interface RegistryAuthEntry {
