@@ -368,6 +368,17 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
    * was skipped is answered as such, with its outputs unknown, so the program skips what it feeds.
    */
   const register = async (registration: Registration): Promise<RegistrationResponse> => {
+    try {
+      return await answer(registration);
+    } catch (err) {
+      // An error thrown back over gRPC leaves the SDK's program hanging: the resource fails instead, and the run
+      // reports why (the program's own errors arrive through the engine log).
+      programErrors.push(`${registration.type} '${registration.name}': ${(err as Error).message}`);
+      return { id: registration.name, outputs: registration.inputs, result: "fail" };
+    }
+  };
+
+  const answer = async (registration: Registration): Promise<RegistrationResponse> => {
     const { type, name, inputs, dependencies } = registration;
     if (type.startsWith("pulumi:providers:")) {
       // A resource names its provider as `<urn>::<id>`.
