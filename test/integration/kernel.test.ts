@@ -104,10 +104,13 @@ describe("kernel step config check (real Kconfig)", () => {
     const started = Date.now();
     await assert.rejects(runStep(spec, { store, definitions, root: PROJECT_ROOT }), (err: Error) => {
       assert.ok(err instanceof StepFailure, String(err));
-      assert.match(err.message, /CONFIG_VIRTIO_BLKK \(typo\.config:2\): requested y, got n: unknown symbol/);
-      assert.match(err.message, /did you mean CONFIG_VIRTIO_BLK\?/);
+      // What the user is shown: the cause, then the excerpt, one line per option.
+      const shown = [err.message, ...err.excerpt].join("\n");
+      assert.match(err.message, /kernel options CONFIG_VIRTIO_BLKK, CONFIG_BPF_JIT did not get their values/);
+      assert.match(shown, /CONFIG_VIRTIO_BLKK \(typo\.config:2\): requested y, got n: unknown symbol/);
+      assert.match(shown, /did you mean CONFIG_VIRTIO_BLK\?/);
       assert.match(
-        err.message,
+        shown,
         /CONFIG_BPF_JIT \(typo\.config:3\): requested y, got n: unmet dependency: .*MODULES=n/,
       );
       return true;
