@@ -2,6 +2,7 @@ import * as assert from "assert";
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { bootTestSpec, debianBaseDisk } from "../fixtures/disk";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 
 /**
@@ -155,5 +156,44 @@ describe("SIGKILL of `antidote-images up` mid-rootfs (real mmdebstrap)", () => {
     assert.strictEqual(next.status, 0, next.stderr);
     assert.deepStrictEqual(leftovers(), [], "scratch left after the next run");
     fs.rmSync(root, { recursive: true, force: true });
+  });
+});
+
+describe("SIGKILL of a step command mid-boot-test (real QEMU)", () => {
+  it("takes QEMU down within 2 s and leaves no scratch directory of the boot", async () => {
+    const store = sharedTestStore();
+    const base = await debianBaseDisk(store);
+    // Its own arguments: a boot test killed every time is never stored, so QEMU starts at every run of this test.
+    const spec = bootTestSpec("killed-boot", base.disk.key, { memoryMiB: 704 });
+    const step = spawn(process.execPath, [path.join(PROJECT_ROOT, "bin", "antidote-images.js"), "step"], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ANTIDOTE_STORE: store.location },
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    let stderr = "";
+    step.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    step.stdin!.end(JSON.stringify(spec));
+    const exited = new Promise((resolve) => step.on("exit", resolve));
+    let build = new Map<number, string>();
+    try {
+      await until(300_000, `QEMU to boot the disk (the step said: ${stderr})`, () =>
+        [...descendants(step.pid!).values()].some((c) => c.startsWith("qemu-system")),
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      build = descendants(step.pid!);
+      step.kill("SIGKILL");
+      await exited;
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.deepStrictEqual(stillRunning(build), [], "processes of the boot test 2 s after the SIGKILL");
+    } finally {
+      step.kill("SIGKILL");
+    }
+    // The directory QEMU's overlay was in (the step's scratch) is gone, and so is any other of the step command's.
+    const overlay = /file=([^,\s]+)/.exec([...build.values()].find((c) => c.startsWith("qemu-system")) ?? "");
+    assert.ok(overlay, "QEMU's command line names its disk");
+    assert.strictEqual(fs.existsSync(path.dirname(overlay[1])), false, `${path.dirname(overlay[1])} is left`);
+    const left = fs.readdirSync(path.join(store.location, "tmp")).filter((d) => d.includes(`~${step.pid}~`));
+    assert.deepStrictEqual(left, [], "scratch directories of the step command");
+    assert.strictEqual(await store.has(spec.key), false);
   });
 });
