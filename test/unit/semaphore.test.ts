@@ -20,6 +20,32 @@ describe("Semaphore (--jobs, build-host capacity)", () => {
     assert.strictEqual(most, 2);
   });
 
+  it("keeps its limit when a caller arrives between a slot's release and the woken waiter's start", async () => {
+    // Every microtask delay of the late caller; one of them (a single tick) used to land in that gap, and the late
+    // caller and the woken waiter both ran, two tasks under a limit of one.
+    for (let ticks = 0; ticks < 8; ticks++) {
+      const semaphore = new Semaphore(1);
+      let running = 0;
+      let most = 0;
+      const task = (done: Promise<void>) => async () => {
+        running++;
+        most = Math.max(most, running);
+        await done;
+        running--;
+      };
+      const later = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+      let finishFirst!: () => void;
+      const first = semaphore.run(task(new Promise<void>((resolve) => (finishFirst = resolve))));
+      const waiter = semaphore.run(task(later()));
+      finishFirst();
+      let tick: Promise<void> = Promise.resolve();
+      for (let i = 0; i < ticks; i++) tick = tick.then(() => undefined);
+      const late = tick.then(() => semaphore.run(task(later())));
+      await Promise.all([first, waiter, late]);
+      assert.strictEqual(most, 1, `a caller ${ticks} microtask(s) after the release`);
+    }
+  });
+
   it("runs waiters in arrival order", async () => {
     const semaphore = new Semaphore(1);
     const order: number[] = [];
