@@ -1,19 +1,12 @@
-export * from "./components/archive";
-export * from "./components/boot-test";
-export * from "./components/container-image";
-export * from "./components/kernel";
-export * from "./components/lab-image";
-export * from "./components/launcher";
-export * from "./components/qcow2-disk";
-export * from "./components/rootfs";
-export * from "./components/step-command";
-export * from "./components/template";
-export * from "./config";
-export * from "./keys";
-export * from "./metadata/metadata";
-export * from "./metadata/schema";
-export * from "./program";
-export * from "./publishing";
-export * from "./steps/step";
-export * from "./store/local";
-export * from "./store/store";
+// The library's public API: the components an image's `image.ts` composes, their arguments, and the metadata an
+// image declares. Steps, stores, the runner and the engine are internal.
+export { Archive, type ArchiveArgs } from "./components/archive";
+export { BootTest, type BootTestArgs } from "./components/boot-test";
+export { ContainerImage, type ContainerImageArgs } from "./components/container-image";
+export { DEFAULT_KERNEL_FRAGMENTS, Kernel, type KernelArgs } from "./components/kernel";
+export { LabImage, type LabImageArgs } from "./components/lab-image";
+export { Launcher, type LauncherArgs } from "./components/launcher";
+export { Qcow2Disk, type Qcow2DiskArgs, type Qcow2DiskImportArgs } from "./components/qcow2-disk";
+export { Rootfs, type RootfsArgs, type RootfsFileArgs } from "./components/rootfs";
+export { Template, type TemplateArgs } from "./components/template";
+export type { ImageMetadata } from "./metadata/schema";

@@ -56,3 +56,21 @@ describe("Layers of lib/ (the import graph)", () => {
     assert.deepStrictEqual(starters, []);
   });
 });
+
+describe("The public API (lib/index.ts)", () => {
+  it("exports the components an image composes and nothing else at run time", async () => {
+    const api = await import("../../lib");
+    assert.deepStrictEqual(Object.keys(api).sort(), [
+      "Archive",
+      "BootTest",
+      "ContainerImage",
+      "DEFAULT_KERNEL_FRAGMENTS",
+      "Kernel",
+      "LabImage",
+      "Launcher",
+      "Qcow2Disk",
+      "Rootfs",
+      "Template",
+    ]);
+  });
+});
