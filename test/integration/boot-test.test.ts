@@ -5,6 +5,7 @@ import * as path from "path";
 import { BootTestReport } from "../../lib/steps/boot-test";
 import { runStep, StepFailure } from "../../lib/steps/run";
 import { StepResult, StepSpec } from "../../lib/steps/step";
+import { bootProbeVm } from "../../lib/vm/accel";
 import { BaseDisk, bootTestSpec, debianBaseDisk, definitions, spec } from "../fixtures/disk";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 
@@ -161,5 +162,13 @@ describe("boot test step (real debian-base disk, TCG unless KVM works)", () => {
       workDirs().filter((d) => !before.includes(d)),
       [],
     );
+  });
+});
+
+describe("KVM probe", () => {
+  it("boots its probe VM to the end under TCG, so a failure under KVM means KVM", async () => {
+    const result = await bootProbeVm(["-accel", "tcg"]);
+    assert.ok(result.passed, `probe VM did not finish: ${JSON.stringify(result)}`);
+    assert.strictEqual(result.timedOut, false);
   });
 });
