@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { BuildHost, parseBuildHosts } from "./remote/hosts";
 import { CONFIG_NAMESPACE, SECRET_CONFIG_ENV, secretHint } from "./config-keys";
-import { parseGsUrl } from "./store/gcs-client";
+import { parseGsUrl } from "./store/gcs-bucket";
 
 /**
  * Settings that every component reads from stack config (`antidote-images:<key>`). Each has an embedded default,

@@ -16,8 +16,9 @@ environment:
   ANTIDOTE_STORE          artifact store directory (default ~/.cache/antidote-images); with a shared store,
                           its local cache
   ANTIDOTE_SHARED_STORE   gs://bucket/prefix of a store shared between build hosts (see docs/scale-out.md)
-  STORAGE_EMULATOR_HOST   the bucket API's endpoint (default https://storage.googleapis.com)
-  GOOGLE_OAUTH_ACCESS_TOKEN  access token for the bucket`;
+  GOOGLE_CREDENTIALS      the bucket's credentials: a key as JSON, or a key file's path (else
+                          GOOGLE_APPLICATION_CREDENTIALS, else Application Default Credentials)
+  STORAGE_EMULATOR_HOST   a stand-in's endpoint instead of https://storage.googleapis.com`;
 
 export async function stepCommand(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, []);

@@ -1,7 +1,6 @@
-import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { GcsClient, GcsClientOptions, GcsLocation } from "./gcs-client";
+import { GcsBucket, GcsBucketOptions, GcsLocation } from "./gcs-bucket";
 import { assertKey, LocalStore } from "./local";
 import {
   Artifact,
@@ -18,7 +17,7 @@ import {
 /** Blobs younger than this are never collected: a builder may be uploading them for an artifact not yet committed. */
 const GC_BLOB_MIN_AGE_MS = 3_600_000;
 
-export interface GcsStoreOptions extends GcsClientOptions {
+export interface GcsStoreOptions extends GcsBucketOptions {
   /** Reports uploads and lost races. @default stderr */
   progress?: (line: string) => void;
 }
@@ -29,16 +28,16 @@ export interface GcsStoreOptions extends GcsClientOptions {
  *     <prefix>artifacts/<key>.json   an artifact's meta.json; its presence is the commit (created only if absent)
  *     <prefix>files/<sha256>         file contents, by sha256 (shared between artifacts)
  *     <prefix>logs/<key>.log         build logs
- *     <prefix>tmp/<random>/…         uploads in flight; removed when done (a lifecycle rule removes a killed one's)
  *
  * A key is looked up in the cache, then in the bucket (fetched files are checked against their sha256), and built
- * locally only when both miss. A finished build is uploaded under temporary names and committed with a copy that
- * succeeds only if the key's object does not exist yet, so racing builders cannot corrupt a key and an interrupted
- * upload never looks finished. Refs and blobs for `plan`/`diff` stay in the local cache.
+ * locally only when both miss. Every object is created only if absent (`ifGenerationMatch=0`), and an upload either
+ * finishes whole or leaves no object, so a finished build's files go up first and its record last: racing builders
+ * cannot corrupt a key, an interrupted upload never looks finished, and a host needs no right to delete or overwrite.
+ * Refs and blobs for `plan`/`diff` stay in the local cache.
  */
 export class GcsStore implements ArtifactStore {
   readonly location: string;
-  private readonly client: GcsClient;
+  private readonly client: GcsBucket;
   private readonly prefix: string;
   private readonly progress: (line: string) => void;
 
@@ -48,7 +47,7 @@ export class GcsStore implements ArtifactStore {
     options: GcsStoreOptions = {},
   ) {
     this.location = `gs://${where.bucket}/${where.prefix}`;
-    this.client = new GcsClient(where.bucket, options);
+    this.client = new GcsBucket(where.bucket, options);
     this.prefix = where.prefix;
     this.progress = options.progress ?? ((line) => process.stderr.write(`${line}\n`));
   }
@@ -125,34 +124,26 @@ export class GcsStore implements ArtifactStore {
     const { key, meta } = artifact;
     const metaName = this.metaName(key);
     if (await this.client.stat(metaName)) return;
-    const tmp = `${this.prefix}tmp/${key.slice(0, 16)}-${randomBytes(8).toString("hex")}/`;
-    const temporaries: string[] = [];
-    const stage = async (name: string, content: Buffer | { file: string }): Promise<string> => {
-      const object = `${tmp}${name}`;
-      temporaries.push(object);
-      await this.client.upload(object, content);
-      return object;
-    };
-    try {
-      const digests = new Map(Object.entries(meta.files).map(([name, d]) => [d.sha256, name]));
-      for (const [sha256, name] of digests) {
-        if (await this.client.stat(this.fileName(sha256))) continue;
-        const staged = await stage(sha256, { file: path.join(artifact.dir, name) });
-        // Content-addressed: an object already there has these very bytes.
-        await this.client.copy(staged, this.fileName(sha256), { ifGenerationMatch: "0" });
-      }
-      if (fs.existsSync(meta.log))
-        await this.client.upload(`${this.prefix}logs/${key}.log`, { file: meta.log });
-      const staged = await stage("meta.json", Buffer.from(JSON.stringify(meta, null, 2) + "\n"));
-      const committed = await this.client.copy(staged, metaName, { ifGenerationMatch: "0" });
-      this.progress(
-        committed
-          ? `${meta.name}: uploaded ${key.slice(0, 12)} to ${this.location}`
-          : `${meta.name}: another builder stored ${key.slice(0, 12)} in ${this.location} first; keeping theirs there`,
-      );
-    } finally {
-      await Promise.all(temporaries.map((name) => this.client.remove(name).catch(() => false)));
+    const digests = new Map(Object.entries(meta.files).map(([name, d]) => [d.sha256, name]));
+    for (const [sha256, name] of digests) {
+      // Content-addressed: an object already there (or created by a racing builder) has these very bytes.
+      if (!(await this.client.stat(this.fileName(sha256))))
+        await this.client.create(this.fileName(sha256), { file: path.join(artifact.dir, name) });
     }
+    // A log already there is another build's of the same key: either tells how the key was built.
+    if (fs.existsSync(meta.log))
+      await this.client.create(
+        `${this.prefix}logs/${key}.log`,
+        { file: meta.log },
+        { contentType: "text/plain" },
+      );
+    const record = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
+    const committed = await this.client.create(metaName, record, { contentType: "application/json" });
+    this.progress(
+      committed
+        ? `${meta.name}: uploaded ${key.slice(0, 12)} to ${this.location}`
+        : `${meta.name}: another builder stored ${key.slice(0, 12)} in ${this.location} first; keeping theirs there`,
+    );
   }
 
   readRef(name: string): Promise<StepRef | undefined> {

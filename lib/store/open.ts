@@ -1,12 +1,12 @@
 import { GcsStore } from "./gcs";
-import { defaultGcsEndpoint, parseGsUrl } from "./gcs-client";
+import { parseGsUrl } from "./gcs-bucket";
 import { defaultStoreDir, LocalStore } from "./local";
 import { ArtifactStore } from "./store";
 
 /**
  * The store a step builds into: the local store (`$ANTIDOTE_STORE`, …), or — when `$ANTIDOTE_SHARED_STORE` names a
- * `gs://bucket/prefix` — the bucket shared between build hosts, with the local store as its cache. The bucket's
- * endpoint and token come from `$STORAGE_EMULATOR_HOST` and `$GOOGLE_OAUTH_ACCESS_TOKEN`.
+ * `gs://bucket/prefix` — the bucket shared between build hosts, with the local store as its cache. Its credentials
+ * come from `env` (`GcsBucket`); its endpoint is Google's, or `$STORAGE_EMULATOR_HOST`, which the library reads.
  */
 export function openStore(env: NodeJS.ProcessEnv = process.env): ArtifactStore {
   let cache: LocalStore;
@@ -21,8 +21,5 @@ export function openStore(env: NodeJS.ProcessEnv = process.env): ArtifactStore {
   }
   const shared = env.ANTIDOTE_SHARED_STORE;
   if (!shared) return cache;
-  return new GcsStore(parseGsUrl(shared, "ANTIDOTE_SHARED_STORE"), cache, {
-    endpoint: defaultGcsEndpoint(env),
-    token: env.GOOGLE_OAUTH_ACCESS_TOKEN,
-  });
+  return new GcsStore(parseGsUrl(shared, "ANTIDOTE_SHARED_STORE"), cache, { env });
 }

