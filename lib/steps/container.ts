@@ -11,6 +11,9 @@ import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
 /** Where the disk is in every lab image; the launch script's default `ANTIDOTE_DISK`. */
 export const CONTAINER_DISK_PATH = "/disk/disk.qcow2";
 
+/** TCP port of the VM's serial console in every lab container (vrnetlab's convention: `telnet <node> 5000`). */
+export const CONSOLE_PORT = 5000;
+
 /** The primary file of a container artifact. */
 export const CONTAINER_RECORD = "image.json";
 
@@ -42,7 +45,7 @@ export interface ContainerRecord extends DockerImageInfo {
  */
 export const containerStep: StepDefinition<ContainerStepArgs> = {
   kind: "container",
-  version: 2,
+  version: 3,
   parseArgs(raw: Json): ContainerStepArgs {
     const args = argsObject(raw);
     const { repository, metadata, untested, healthStartSeconds } = args;
@@ -60,6 +63,13 @@ export const containerStep: StepDefinition<ContainerStepArgs> = {
       throw new StepArgsError(
         "metadata.ports",
         "port 22/tcp (the health check logs in over SSH)",
+        meta.ports,
+      );
+    }
+    if (meta.ports.some((p) => p.port === CONSOLE_PORT && (p.protocol ?? "tcp") === "tcp")) {
+      throw new StepArgsError(
+        "metadata.ports",
+        `no port ${CONSOLE_PORT}/tcp: the container serves the VM's serial console there`,
         meta.ports,
       );
     }
@@ -256,6 +266,7 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
     ["ANTIDOTE_PORTS", m.ports.map((p) => `${p.protocol ?? "tcp"}:${p.port}`).join(" ")],
     ["ANTIDOTE_MEMORY_MIB", String(m.resources.memoryMiB)],
     ["ANTIDOTE_CPUS", String(m.resources.cpus)],
+    ["ANTIDOTE_CONSOLE_PORT", String(CONSOLE_PORT)],
     ["ANTIDOTE_SSH_PORT", "22"],
     // The lab's well-known login, also in the labels: the health check logs in with it.
     ["ANTIDOTE_SSH_USER", m.credentials.username],
@@ -267,7 +278,7 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
     "COPY . /",
     `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(" \\\n      ")}`,
     `ENV ${env.map(([k, v]) => `${k}=${quote(v)}`).join(" \\\n    ")}`,
-    `EXPOSE ${m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`).join(" ")}`,
+    `EXPOSE ${[...m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`), `${CONSOLE_PORT}/tcp`].join(" ")}`,
     `HEALTHCHECK --interval=5s --timeout=30s --start-period=${inputs.healthStartSeconds}s --retries=3 ` +
       `CMD ["/usr/local/bin/antidote-health"]`,
     "STOPSIGNAL SIGTERM",

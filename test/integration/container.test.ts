@@ -1,11 +1,12 @@
 import * as assert from "assert";
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import { loadMetadata } from "../../lib/metadata/metadata";
 import { resourcePerformers } from "../../lib/runner/docker-resources";
 import { RunReport } from "../../lib/runner/local-runner";
-import { ContainerRecord } from "../../lib/steps/container";
+import { CONSOLE_PORT, ContainerRecord } from "../../lib/steps/container";
 import { diskImportStep } from "../../lib/steps/disk-import";
 import { inspectImage } from "../../lib/steps/docker";
 import { runStep } from "../../lib/steps/run";
@@ -29,6 +30,17 @@ function quietly(command: string, args: string[]): void {
 function containerLog(name: string): string {
   const logs = spawnSync("docker", ["logs", name], { encoding: "utf8" });
   return logs.stdout + logs.stderr;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A client of the serial console's TCP port: what it received so far, as text. */
+function consoleClient(port: number): { socket: net.Socket; received: () => string } {
+  const socket = net.connect(port, "127.0.0.1");
+  let received = "";
+  socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+  socket.on("error", () => {});
+  return { socket, received: () => received };
 }
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
@@ -80,14 +92,67 @@ describe("ContainerImage (real dockerd and registry)", function () {
     assert.strictEqual(labels["org.opencontainers.image.title"], "debian-base");
     assert.deepStrictEqual(JSON.parse(labels["dev.antidote.interfaces"]), metadata.interfaces);
     assert.deepStrictEqual(JSON.parse(labels["dev.antidote.credentials"]), metadata.credentials);
+    const exposed = JSON.parse(
+      sh("docker", ["image", "inspect", "-f", "{{json .Config.ExposedPorts}}", record.ref]),
+    );
+    assert.deepStrictEqual(Object.keys(exposed).sort(), ["22/tcp", `${CONSOLE_PORT}/tcp`]);
   });
 
-  describe("a running lab container", function () {
+  it("without CLAB_INTFS boots at once, its NICs unplugged until their interfaces appear; a bad CLAB_INTFS fails", async function () {
+    const ref = String(container.outputs.ref);
+    const plain = `antidote-it-plain-${process.pid}`;
+    try {
+      sh("docker", [
+        "run",
+        "--detach",
+        "--name",
+        plain,
+        "--cap-add",
+        "NET_ADMIN",
+        "--env",
+        "ANTIDOTE_ACCEL=tcg",
+        ref,
+      ]);
+      await waitFor("the VM NIC of the missing eth1 to be unplugged", 60_000, () =>
+        /VM NIC\(s\) 1 unplugged until eth1 appear/.test(containerLog(plain)) ? true : undefined,
+      );
+      assert.doesNotMatch(containerLog(plain), /waiting up to/, "no wait without CLAB_INTFS");
+    } finally {
+      quietly("docker", ["rm", "--force", plain]);
+    }
+    for (const [value, message] of [
+      ["16", /error: CLAB_INTFS is 16: a VM has at most 15 data NICs \(16 in all\)/],
+      ["two", /error: CLAB_INTFS must be a whole number, got 'two'/],
+    ] as const) {
+      const run = spawnSync("docker", ["run", "--rm", "--env", `CLAB_INTFS=${value}`, ref], {
+        encoding: "utf8",
+      });
+      assert.strictEqual(run.status, 1, run.stderr);
+      assert.match(run.stderr, message);
+    }
+  });
+
+  describe("a running lab container, wired as containerlab wires a node", function () {
     const tag = `ait${process.pid}`;
     const name = `antidote-it-${process.pid}`;
     const netns = `antidote-it-${process.pid}`;
     const lesson = tempDir("lesson");
+    // How long the launcher waits for the links: eth1 comes within it, eth2 only after it.
+    const interfaceTimeout = 20;
     let target: SshTarget;
+    let consolePort: number;
+    let logWhenEth1Came = "";
+
+    /** A lab link as containerlab makes one: a veth pair, one end moved into the container and renamed eth<index>. */
+    function link(pid: string, index: number, address: string): void {
+      const [outside, inside] = [`${tag}o${index}`, `${tag}i${index}`];
+      sh("ip", ["link", "add", outside, "type", "veth", "peer", "name", inside]);
+      sh("ip", ["link", "set", outside, "netns", netns]);
+      sh("ip", ["link", "set", inside, "netns", pid]);
+      sh("nsenter", [`--net=/proc/${pid}/ns/net`, "ip", "link", "set", inside, "name", `eth${index}`]);
+      sh("ip", ["-n", netns, "addr", "add", address, "dev", outside]);
+      sh("ip", ["-n", netns, "link", "set", outside, "up"]);
+    }
 
     before(async function () {
       fs.chmodSync(lesson, 0o755);
@@ -105,27 +170,49 @@ describe("ContainerImage (real dockerd and registry)", function () {
         "/dev/net/tun",
         "--publish",
         "127.0.0.1::22",
+        "--publish",
+        `127.0.0.1::${CONSOLE_PORT}`,
         "--volume",
         `${lesson}:/antidote:ro`,
+        // What containerlab gives a node with two links: their count, and a terminal.
+        "--env",
+        "CLAB_INTFS=2",
+        "--tty",
+        // The metadata's count (and this) give way to CLAB_INTFS.
+        "--env",
+        "ANTIDOTE_NICS=5",
+        "--env",
+        `ANTIDOTE_INTERFACE_TIMEOUT=${interfaceTimeout}`,
         "--env",
         "ANTIDOTE_ACCEL=tcg",
         String(container.outputs.ref),
       ]);
-      // The VM boots without waiting for eth1, which is wired only after that, as a lab platform does.
-      await waitFor("the launcher to boot the VM", 30_000, () =>
-        /antidote-launch: booting/.test(containerLog(name)) ? true : undefined,
+      // containerlab moves a node's links in after the container started: eth1 a few seconds after the launcher
+      // began waiting, eth2 only once it gave up and booted.
+      await waitFor("the launcher to wait for the links", 60_000, () =>
+        /antidote-launch: waiting up to/.test(containerLog(name)) ? true : undefined,
       );
-      // A lab's link: a veth pair from the test's namespace into the container, named eth1 there.
+      await sleep(2000);
       const pid = sh("docker", ["inspect", "-f", "{{.State.Pid}}", name]);
       sh("ip", ["netns", "add", netns]);
-      sh("ip", ["link", "add", `${tag}a`, "type", "veth", "peer", "name", `${tag}b`]);
-      sh("ip", ["link", "set", `${tag}a`, "netns", netns]);
-      sh("ip", ["link", "set", `${tag}b`, "netns", pid]);
-      sh("nsenter", ["--net=/proc/" + pid + "/ns/net", "ip", "link", "set", `${tag}b`, "name", "eth1"]);
-      sh("ip", ["-n", netns, "addr", "add", "192.0.2.1/24", "dev", `${tag}a`]);
-      sh("ip", ["-n", netns, "link", "set", `${tag}a`, "up"]);
-      const port = Number(sh("docker", ["port", name, "22/tcp"]).split(":").pop());
-      target = { port, user: metadata.credentials.username, password: metadata.credentials.password };
+      logWhenEth1Came = containerLog(name);
+      link(pid, 1, "192.0.2.1/24");
+      await waitFor("the launcher to boot the VM", (interfaceTimeout + 60) * 1000, () =>
+        /antidote-launch: booting/.test(containerLog(name)) ? true : undefined,
+      );
+      link(pid, 2, "198.51.100.1/24");
+      const port = (containerPort: number) =>
+        Number(
+          sh("docker", ["port", name, `${containerPort}/tcp`])
+            .split(":")
+            .pop(),
+        );
+      target = {
+        port: port(22),
+        user: metadata.credentials.username,
+        password: metadata.credentials.password,
+      };
+      consolePort = port(CONSOLE_PORT);
     });
 
     after(function () {
@@ -148,33 +235,78 @@ describe("ContainerImage (real dockerd and registry)", function () {
       assert.match(login.stdout, new RegExp(`^${metadata.credentials.username}\\n`));
     });
 
-    it("stitches eth1 to the VM's second NIC: the namespace pings an address set over SSH", async function () {
-      assert.match(
-        containerLog(name),
-        /antidote-launch: VM NIC 1 plugged in/,
-        "plugged in when eth1 appeared",
+    it("waits for CLAB_INTFS links before booting, one VM NIC per link; a link later than that is plugged in", function () {
+      assert.doesNotMatch(logWhenEth1Came, /antidote-launch: booting/, "still waiting when eth1 came");
+      const log = containerLog(name);
+      const order = [
+        `antidote-launch: waiting up to ${interfaceTimeout}s for eth1..eth2 (CLAB_INTFS=2)`,
+        "antidote-launch: eth1 (mtu 1500) stitched to VM NIC 1",
+        `antidote-launch: eth2 not there after ${interfaceTimeout}s: booting without`,
+        "antidote-launch: booting /disk/disk.qcow2: tcg, 512 MiB, 1 CPU(s), 3 NIC(s)",
+        "antidote-launch: eth2 (mtu 1500) stitched to VM NIC 2",
+        "antidote-launch: VM NIC 2 plugged in",
+      ].map((line) => [line, log.indexOf(line)] as const);
+      for (const [line, at] of order) assert.ok(at >= 0, `the log has "${line}":\n${log}`);
+      assert.deepStrictEqual(
+        order.map(([line]) => line),
+        [...order].sort((a, b) => a[1] - b[1]).map(([line]) => line),
+        `in this order:\n${log}`,
       );
+    });
+
+    it("stitches eth1 and eth2 to the VM's NICs: the namespace pings addresses set over SSH on both", async function () {
       const configure = await sshRun(
         target,
-        "sudo -n ip addr add 192.0.2.2/24 dev eth1 && sudo -n ip link set eth1 up",
+        "sudo -n ip addr add 192.0.2.2/24 dev eth1 && sudo -n ip link set eth1 up && " +
+          "sudo -n ip addr add 198.51.100.2/24 dev eth2 && sudo -n ip link set eth2 up && " +
+          "sleep 1 && cat /sys/class/net/eth1/carrier /sys/class/net/eth2/carrier",
         { timeoutMs: 60_000 },
       );
       assert.strictEqual(configure.status, 0, configure.stderr);
-      const ping = spawnSync("ip", ["netns", "exec", netns, "ping", "-c", "3", "-W", "5", "192.0.2.2"], {
-        encoding: "utf8",
-      });
-      assert.strictEqual(ping.status, 0, `ping failed:\n${ping.stdout}${ping.stderr}`);
+      assert.strictEqual(configure.stdout, "1\n1\n", "the VM sees a carrier on both NICs");
+      for (const address of ["192.0.2.2", "198.51.100.2"]) {
+        const ping = spawnSync("ip", ["netns", "exec", netns, "ping", "-c", "3", "-W", "5", address], {
+          encoding: "utf8",
+        });
+        assert.strictEqual(ping.status, 0, `ping ${address} failed:\n${ping.stdout}${ping.stderr}`);
+      }
     });
 
-    it("exports the lesson directory to the VM over virtio-9p (tag antidote), mounted read-only at boot", async function () {
+    it("exports the lesson directory over virtio-9p: tag antidote mounted read-only at boot, and tag hostshare", async function () {
       const read = await sshRun(
         target,
         "findmnt -n -r -o FSTYPE,SOURCE /antidote && cat /antidote/hello.txt && " +
-          "! sudo -n touch /antidote/x 2>/dev/null",
+          "! sudo -n touch /antidote/x 2>/dev/null && " +
+          // How NRE Labs' lesson content mounts it.
+          "sudo -n mkdir -p /mnt/hostshare && " +
+          "sudo -n mount -t 9p -o trans=virtio,version=9p2000.L,ro hostshare /mnt/hostshare && " +
+          "cat /mnt/hostshare/hello.txt && sudo -n umount /mnt/hostshare",
         { timeoutMs: 60_000 },
       );
       assert.strictEqual(read.status, 0, read.stderr);
-      assert.strictEqual(read.stdout, `9p antidote\nlesson file ${process.pid}\n`);
+      const file = `lesson file ${process.pid}\n`;
+      assert.strictEqual(read.stdout, `9p antidote\n${file}${file}`);
+    });
+
+    it("serves the serial console on TCP 5000: a login prompt, one client at a time, the next once it leaves", async function () {
+      const first = consoleClient(consolePort);
+      first.socket.write("\r");
+      await waitFor("a login prompt for the first client", 60_000, () =>
+        /login:/.test(first.received()) ? true : undefined,
+      );
+      const second = consoleClient(consolePort);
+      try {
+        second.socket.write("\r");
+        await sleep(3000);
+        assert.strictEqual(second.received(), "", "nothing for a second client while the first is connected");
+        first.socket.destroy();
+        await waitFor("a login prompt for the second client, the first gone", 60_000, () =>
+          /login:/.test(second.received()) ? true : undefined,
+        );
+      } finally {
+        first.socket.destroy();
+        second.socket.destroy();
+      }
     });
 
     it("powers the VM down on docker stop within Docker's default timeout and exits 0, the console in the log", function () {
@@ -183,6 +315,7 @@ describe("ContainerImage (real dockerd and registry)", function () {
       const seconds = (Date.now() - started) / 1000;
       const output = containerLog(name);
       assert.match(output, /Linux version/, "the kernel's console messages are in the container log");
+      assert.match(output, /login:/, "so is what the console clients were shown");
       assert.doesNotMatch(output, /did not power down/, "the guest powered itself down");
       assert.match(output, /reboot: Power down/);
       assert.match(output, /antidote-launch: stopped/);

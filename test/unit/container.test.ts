@@ -6,7 +6,7 @@ import { ContainerImage } from "../../lib/components/container-image";
 import { Launcher } from "../../lib/components/launcher";
 import { Template } from "../../lib/components/template";
 import { loadMetadata } from "../../lib/metadata/metadata";
-import { containerDockerfile } from "../../lib/steps/container";
+import { CONSOLE_PORT, containerDockerfile, containerStep } from "../../lib/steps/container";
 import { PROJECT_ROOT, tempDir } from "../helpers";
 import { RecordedResource, useMocks, valueOf } from "../mocks";
 
@@ -218,5 +218,24 @@ describe("lab image Dockerfile", () => {
     assert.match(dockerfile, /ANTIDOTE_MEMORY_MIB="512"/);
     assert.match(dockerfile, /HEALTHCHECK .*--start-period=600s .*antidote-health/);
     assert.match(dockerfile, /ENTRYPOINT \["\/usr\/bin\/tini", "--", "\/usr\/local\/bin\/antidote-launch"\]/);
+  });
+
+  it("exposes the serial console's port and refuses metadata that forwards a VM port on it", () => {
+    assert.match(dockerfile, /^EXPOSE 22\/tcp 5000\/tcp$/m);
+    assert.match(dockerfile, /ANTIDOTE_CONSOLE_PORT="5000"/);
+    const args = { repository: "antidote-images/x", untested: false, healthStartSeconds: 600 };
+    const clash = {
+      ...metadata,
+      ports: [...metadata.ports, { port: CONSOLE_PORT, protocol: "tcp", name: "web" }],
+    };
+    assert.throws(
+      () => containerStep.parseArgs({ ...args, metadata: clash } as never),
+      /metadata\.ports: expected no port 5000\/tcp: the container serves the VM's serial console there/,
+    );
+    const udp = {
+      ...metadata,
+      ports: [...metadata.ports, { port: CONSOLE_PORT, protocol: "udp", name: "syslog" }],
+    };
+    assert.doesNotThrow(() => containerStep.parseArgs({ ...args, metadata: udp } as never));
   });
 });

@@ -2,18 +2,23 @@
 # The entrypoint of every lab image: boots the image's disk in QEMU inside the container (tini is PID 1, this is
 # its child). NIC 0 is QEMU user-mode networking with the declared ports forwarded from the container's addresses;
 # NIC i (i >= 1) is stitched to the container's eth<i> with tc mirred; the lesson directory is exported over
-# virtio-9p; the VM boots on a fresh overlay at every start; SIGTERM powers the VM down. See docs/container.md.
+# virtio-9p; the serial console is served on a TCP port and copied to the container log; the VM boots on a fresh
+# overlay at every start; SIGTERM powers the VM down. See docs/container.md and docs/containerlab.md.
 #
 # Environment (the lab image bakes defaults from its metadata; `docker run -e` overrides them):
 #   ANTIDOTE_DISK               the image's disk, never written to          /disk/disk.qcow2
 #   ANTIDOTE_NICS               VM NICs; NIC i >= 1 is stitched to eth<i>   1
+#   CLAB_INTFS                  containerlab's number of data links (eth1..ethN): the VM gets N+1 NICs whatever
+#                               ANTIDOTE_NICS says, and the boot waits for the links  unset
 #   ANTIDOTE_PORTS              forwarded ports, "tcp:22 tcp:830 udp:161"   tcp:22
 #   ANTIDOTE_MEMORY_MIB         VM memory                                   512
 #   ANTIDOTE_CPUS               VM CPUs                                     1
 #   ANTIDOTE_ACCEL              auto (KVM if a probe passes), kvm or tcg    auto
-#   ANTIDOTE_INTERFACE_TIMEOUT  seconds to wait for eth1..ethN before boot  0 (late ones are plugged in later)
+#   ANTIDOTE_INTERFACE_TIMEOUT  seconds to wait for eth1..ethN before boot  0, 120 with CLAB_INTFS (late ones are
+#                                                                           plugged in when they appear)
+#   ANTIDOTE_CONSOLE_PORT       TCP port of the serial console (telnet)    5000
 #   ANTIDOTE_SHUTDOWN_TIMEOUT   seconds the guest gets to power down        7
-#   ANTIDOTE_LESSON_DIR         directory exported to the VM (tag antidote) /antidote
+#   ANTIDOTE_LESSON_DIR         directory exported to the VM (9p tags antidote and hostshare)  /antidote
 #   ANTIDOTE_LESSON_HOST        hosts.NAME section of lesson.json to apply  the container's host name
 #   ANTIDOTE_QMP_PORT           QEMU's control port, on 127.0.0.1 only      4444
 #   ANTIDOTE_QEMU_UID           user QEMU runs as                           65534 (nobody)
@@ -37,13 +42,25 @@ shutdown_timeout=${ANTIDOTE_SHUTDOWN_TIMEOUT:-7}
 lesson_dir=${ANTIDOTE_LESSON_DIR:-/antidote}
 lesson_host=${ANTIDOTE_LESSON_HOST:-${HOSTNAME:-}}
 qmp_port=${ANTIDOTE_QMP_PORT:-4444}
+console_port=${ANTIDOTE_CONSOLE_PORT:-5000}
 qemu_uid=${ANTIDOTE_QEMU_UID:-65534}
 run=/run/antidote
 
-for var in nics memory cpus interface_timeout shutdown_timeout qmp_port qemu_uid; do
+# containerlab creates a node's links (eth1, eth2, ...) after the container starts and passes their number in
+# CLAB_INTFS: the VM gets one NIC per link, and the boot waits for them (vrnetlab's convention), so that the guest
+# starts with every cable in.
+if [ -n "${CLAB_INTFS:-}" ]; then
+  [[ $CLAB_INTFS =~ ^[0-9]{1,3}$ ]] || die "CLAB_INTFS must be a whole number, got '$CLAB_INTFS'"
+  ((10#$CLAB_INTFS <= 15)) || die "CLAB_INTFS is $CLAB_INTFS: a VM has at most 15 data NICs (16 in all)"
+  nics=$((10#$CLAB_INTFS + 1))
+  interface_timeout=${ANTIDOTE_INTERFACE_TIMEOUT:-120}
+fi
+
+for var in nics memory cpus interface_timeout shutdown_timeout qmp_port console_port qemu_uid; do
   [[ ${!var} =~ ^[0-9]+$ ]] || die "$var must be a whole number, got '${!var}'"
 done
 ((nics >= 1 && nics <= 16)) || die "ANTIDOTE_NICS must be 1..16, got $nics"
+[ "$console_port" != "$qmp_port" ] || die "ANTIDOTE_CONSOLE_PORT and ANTIDOTE_QMP_PORT are both $qmp_port"
 [[ $accel =~ ^(auto|kvm|tcg)$ ]] || die "ANTIDOTE_ACCEL must be auto, kvm or tcg, got '$accel'"
 [ -r "$disk" ] || die "no disk at $disk"
 
@@ -57,6 +74,7 @@ relays=()
 for spec in $ports; do
   [[ $spec =~ ^(tcp|udp):([0-9]+)$ ]] || die "ANTIDOTE_PORTS: '$spec' is not proto:port"
   [ "${BASH_REMATCH[2]}" != "$qmp_port" ] || die "port $qmp_port is forwarded; set ANTIDOTE_QMP_PORT to another"
+  [ "$spec" != "tcp:$console_port" ] || die "port $console_port is forwarded; set ANTIDOTE_CONSOLE_PORT to another"
   forwards+=",hostfwd=${BASH_REMATCH[1]}:127.0.0.1:${BASH_REMATCH[2]}-:${BASH_REMATCH[2]}"
   relays+=("$spec")
 done
@@ -124,6 +142,9 @@ if ((nics > 1)); then
   else
     chmod 0666 /dev/net/tun
   fi
+  if ((interface_timeout > 0)); then
+    log "waiting up to ${interface_timeout}s for eth1..eth$((nics - 1))${CLAB_INTFS:+ (CLAB_INTFS=$CLAB_INTFS)}"
+  fi
   deadline=$((SECONDS + interface_timeout))
   for ((i = 1; i < nics; i++)); do
     ip tuntap add dev "tap$i" mode tap user "$qemu_uid"
@@ -131,14 +152,21 @@ if ((nics > 1)); then
     while [ ! -e "/sys/class/net/eth$i" ] && ((SECONDS < deadline)); do sleep 0.5; done
     if [ -e "/sys/class/net/eth$i" ]; then stitch "$i"; else missing+=("$i"); fi
   done
+  if ((interface_timeout > 0 && ${#missing[@]} > 0)); then
+    log "${missing[*]/#/eth} not there after ${interface_timeout}s: booting without, plugged in when they appear"
+  fi
 fi
 
-# --- Lesson files: virtio-9p, read-only, mounted by the guest as tag "antidote" -----------------------------------
+# --- Lesson files: virtio-9p, read-only, under two tags ------------------------------------------------------------
+# "antidote" is what our images mount (antidote-configure.service); "hostshare" is what NRE Labs' lesson content and
+# the VM images built for it mount, so those work unchanged. One device per tag: a guest mounts either, or both.
 mkdir -p "$lesson_dir"
-qemu_args+=(
-  -fsdev "local,id=lesson,path=$lesson_dir,security_model=none,readonly=on"
-  -device "virtio-9p-pci,fsdev=lesson,mount_tag=antidote"
-)
+for tag in antidote hostshare; do
+  qemu_args+=(
+    -fsdev "local,id=lesson-$tag,path=$lesson_dir,security_model=none,readonly=on"
+    -device "virtio-9p-pci,fsdev=lesson-$tag,mount_tag=$tag"
+  )
+done
 # The guest's antidote-configure.service mounts it at boot and applies lesson.json, its hosts.<name> section for the
 # name in the SMBIOS serial (docs/lessons.md); its report is on the console, that is in this container's log.
 if [[ $lesson_host =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]]; then
@@ -174,11 +202,18 @@ esac
 qemu-img create -q -f qcow2 -b "$disk" -F qcow2 "$run/overlay.qcow2"
 chown "$qemu_uid" "$run/overlay.qcow2"
 
+# --- Serial console: a TCP port (vrnetlab's `telnet <node> 5000`) and the container log -----------------------------
+# QEMU serves the port itself: one client at a time (the next is accepted when it leaves), and with wait=off the VM
+# never waits for one. logfile= copies all the guest writes to the console, with or without a client, to a FIFO that
+# this script copies to its stdout, the container log: QEMU, unprivileged, cannot reopen the log's pipe (root's, 0600).
+mkfifo -m 0600 "$run/console"
+chown "$qemu_uid" "$run/console"
+cat "$run/console" &
+
 # --- QEMU, unprivileged ----------------------------------------------------------------------------------------------
 groups=()
 if [ "$accel" = kvm ]; then groups=(--groups "$(stat -c %g /dev/kvm)"); fi
-log "booting $disk: $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: $ports"
-# The serial console is QEMU's stdio: it is the container log. stdin is /dev/null so nothing reaches the console.
+log "booting $disk: $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: $ports, console: tcp:$console_port"
 setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --inh-caps=-all --no-new-privs -- \
   qemu-system-x86_64 \
   -name "${HOSTNAME:-antidote}" \
@@ -189,7 +224,7 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
   -smp "$cpus" \
   -display none \
   -monitor none \
-  -chardev stdio,id=console,signal=off \
+  -chardev "socket,id=console,host=0.0.0.0,port=$console_port,server=on,wait=off,telnet=on,logfile=$run/console" \
   -serial chardev:console \
   -qmp "tcp:127.0.0.1:$qmp_port,server=on,wait=off" \
   -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
