@@ -153,7 +153,7 @@ export class GcsStandIn {
       });
       return void res.end(existing.content);
     }
-    if (method === "GET") return send(res, 200, resource(bucketName, name, existing));
+    if (method === "GET") return send(res, 200, resource(this.endpoint, bucketName, name, existing));
     if (method === "DELETE") {
       objects.delete(name);
       res.writeHead(204);
@@ -171,7 +171,9 @@ export class GcsStandIn {
     const objects = this.bucket(bucket);
     send(res, 200, {
       kind: "storage#objects",
-      items: all.slice(start, start + size).map((n) => resource(bucket, n, objects.get(n) as StoredObject)),
+      items: all
+        .slice(start, start + size)
+        .map((n) => resource(this.endpoint, bucket, n, objects.get(n) as StoredObject)),
       ...(next ? { nextPageToken: next } : {}),
     });
   }
@@ -290,7 +292,7 @@ export class GcsStandIn {
       timeCreated: new Date().toISOString(),
     };
     this.bucket(bucket).set(name, object);
-    send(res, 200, resource(bucket, name, object));
+    send(res, 200, resource(this.endpoint, bucket, name, object));
   }
 
   /** STS token exchange (RFC 8693): the subject token of {@link externalAccountKey} for a bearer token. */
@@ -328,7 +330,13 @@ function holds(want: string | null, existing: StoredObject | undefined): boolean
   return want === "0" ? existing === undefined : existing?.generation === Number(want);
 }
 
-function resource(bucket: string, name: string, object: StoredObject): Record<string, unknown> {
+function resource(
+  endpoint: string,
+  bucket: string,
+  name: string,
+  object: StoredObject,
+): Record<string, unknown> {
+  const path = `b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}`;
   return {
     kind: "storage#object",
     id: `${bucket}/${name}/${object.generation}`,
@@ -344,6 +352,8 @@ function resource(bucket: string, name: string, object: StoredObject): Record<st
     updated: object.timeCreated,
     md5Hash: md5Of(object.content),
     crc32c: crc32cOf(object.content),
+    selfLink: `${endpoint}/storage/v1/${path}`,
+    mediaLink: `${endpoint}/download/storage/v1/${path}?generation=${object.generation}&alt=media`,
   };
 }
 

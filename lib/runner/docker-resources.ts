@@ -3,6 +3,7 @@ import * as os from "os";
 import * as path from "path";
 import { capture, ownScratch } from "../exec";
 import { docker, inspectImage, registryHost, repoDigest, repositoryOf } from "../steps/docker";
+import { bucketObjectPerformer } from "./bucket-resources";
 
 /** How the runner performs one resource type with the docker CLI: what `pulumi up` does with the docker provider. */
 export interface ResourcePerformer {
@@ -174,4 +175,5 @@ async function dockerLogin(
 export const resourcePerformers: Record<string, ResourcePerformer> = {
   "docker:index/tag:Tag": tagPerformer,
   "docker:index/registryImage:RegistryImage": pushPerformer,
+  "gcp:storage/bucketObject:BucketObject": bucketObjectPerformer,
 };

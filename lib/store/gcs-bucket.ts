@@ -40,6 +40,12 @@ export interface GcsObject {
   timeCreated?: string;
   /** Base64 MD5 of the content. */
   md5Hash?: string;
+  /** Base64 CRC32C of the content. */
+  crc32c?: string;
+  /** Download URL of the content. */
+  mediaLink?: string;
+  /** URL of the object's metadata. */
+  selfLink?: string;
   /** Custom metadata, e.g. `sha256`. */
   metadata?: Record<string, string>;
 }
@@ -232,6 +238,9 @@ function objectOf(metadata: FileMetadata): GcsObject {
     size: String(metadata.size),
     timeCreated: metadata.timeCreated,
     md5Hash: metadata.md5Hash,
+    crc32c: metadata.crc32c,
+    mediaLink: metadata.mediaLink,
+    selfLink: metadata.selfLink,
     metadata: metadata.metadata as Record<string, string> | undefined,
   };
 }
