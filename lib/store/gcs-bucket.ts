@@ -1,14 +1,7 @@
 import { createHash } from "crypto";
 import * as fs from "fs";
 import { pipeline } from "stream/promises";
-import {
-  ApiError,
-  File,
-  FileMetadata,
-  IdempotencyStrategy,
-  Storage,
-  StorageOptions,
-} from "@google-cloud/storage";
+import type { ApiError, Bucket, FileMetadata, Storage, StorageOptions } from "@google-cloud/storage";
 
 /** Where a shared store lives: `gs://<bucket>/<prefix>`. */
 export interface GcsLocation {
@@ -104,7 +97,8 @@ export function storageCredentials(
  * undefined instead of an error, creation only if absent, and errors that name the object.
  */
 export class GcsBucket {
-  private readonly storage: Storage;
+  private readonly storageOptions: StorageOptions;
+  private storage?: Promise<Storage>;
   private readonly resumableThreshold: number;
   private readonly chunkSize: number;
 
@@ -113,7 +107,7 @@ export class GcsBucket {
     options: GcsBucketOptions = {},
   ) {
     const credentials = storageCredentials(options.env ?? process.env);
-    this.storage = new Storage({
+    this.storageOptions = {
       ...(options.apiEndpoint ? { apiEndpoint: options.apiEndpoint } : {}),
       ...credentials,
       // The library sends no credentials to an endpoint other than Google's (a stand-in) unless asked to.
@@ -122,15 +116,25 @@ export class GcsBucket {
         // The library reads a maxRetries of 0 as its default (3): no retries is autoRetry off.
         autoRetry: options.maxRetries !== 0,
         maxRetries: options.maxRetries ?? 5,
-        idempotencyStrategy: IdempotencyStrategy.RetryConditional,
       },
-    });
+    };
     this.resumableThreshold = options.resumableThreshold ?? 16 * MIB;
     this.chunkSize = options.chunkSize ?? 16 * MIB;
   }
 
-  private file(name: string): File {
-    return this.storage.bucket(this.name).file(name);
+  /** The bucket's client. The library takes half a second to load: only a process that talks to a bucket pays. */
+  private async bucket(): Promise<Bucket> {
+    this.storage ??= import("@google-cloud/storage").then(
+      ({ Storage, IdempotencyStrategy }) =>
+        new Storage({
+          ...this.storageOptions,
+          retryOptions: {
+            ...this.storageOptions.retryOptions,
+            idempotencyStrategy: IdempotencyStrategy.RetryConditional,
+          },
+        }),
+    );
+    return (await this.storage).bucket(this.name);
   }
 
   /** `gs://bucket/name`, for messages. */
@@ -157,20 +161,22 @@ export class GcsBucket {
 
   /** The object's metadata, or undefined when there is none. */
   async stat(name: string): Promise<GcsObject | undefined> {
-    const [metadata] = (await this.call("stat", name, () => this.file(name).getMetadata())) ?? [];
+    const object = (await this.bucket()).file(name);
+    const [metadata] = (await this.call("stat", name, () => object.getMetadata())) ?? [];
     return metadata && objectOf(metadata);
   }
 
   /** The object's content, or undefined when there is none. */
   async read(name: string): Promise<Buffer | undefined> {
-    const [content] = (await this.call("read", name, () => this.file(name).download())) ?? [];
+    const object = (await this.bucket()).file(name);
+    const [content] = (await this.call("read", name, () => object.download())) ?? [];
     return content;
   }
 
   /** Streams the object into `file` (CRC32C checked by the library) and returns its sha256; rejects when it is absent. */
   async download(name: string, file: string): Promise<string> {
     const hash = createHash("sha256");
-    const source = this.file(name).createReadStream({ validation: "crc32c" });
+    const source = (await this.bucket()).file(name).createReadStream({ validation: "crc32c" });
     source.on("data", (chunk: Buffer) => hash.update(chunk));
     try {
       await pipeline(source, fs.createWriteStream(file));
@@ -203,10 +209,11 @@ export class GcsBucket {
       validation: "crc32c" as const,
       metadata: { contentType: "application/octet-stream", ...fields, md5Hash: md5.digest("base64") },
     };
-    const target = this.file(name);
+    const bucket = await this.bucket();
+    const target = bucket.file(name);
     try {
       if (Buffer.isBuffer(content)) await target.save(content, options);
-      else await this.storage.bucket(this.name).upload(content.file, { ...options, destination: target });
+      else await bucket.upload(content.file, { ...options, destination: target });
     } catch (err) {
       if (statusOf(err) === 412) return undefined;
       throw this.failure("upload", name, err);
@@ -216,17 +223,17 @@ export class GcsBucket {
 
   /** Every object whose name starts with `prefix`, following pages. */
   async list(prefix: string): Promise<GcsObject[]> {
+    const bucket = await this.bucket();
     const [files] =
-      (await this.call("list", `${prefix}*`, () =>
-        this.storage.bucket(this.name).getFiles({ prefix, autoPaginate: true }),
-      )) ?? [];
+      (await this.call("list", `${prefix}*`, () => bucket.getFiles({ prefix, autoPaginate: true }))) ?? [];
     return (files ?? []).map((f) => objectOf(f.metadata));
   }
 
   /** Deletes the object (only that generation, when given); false when it was not there. */
   async remove(name: string, options: { ifGenerationMatch?: string } = {}): Promise<boolean> {
     const precondition = options.ifGenerationMatch ? { ifGenerationMatch: options.ifGenerationMatch } : {};
-    return (await this.call("delete", name, () => this.file(name).delete(precondition))) !== undefined;
+    const object = (await this.bucket()).file(name);
+    return (await this.call("delete", name, () => object.delete(precondition))) !== undefined;
   }
 }
 
