@@ -124,6 +124,8 @@ export class GcsStore implements ArtifactStore {
     const { key, meta } = artifact;
     const metaName = this.metaName(key);
     if (await this.client.stat(metaName)) return;
+    // Each object is looked up before it is created: a create onto an existing name would be a replacement, which
+    // needs the right to delete (the create's precondition only keeps a racing builder's object from being replaced).
     const digests = new Map(Object.entries(meta.files).map(([name, d]) => [d.sha256, name]));
     for (const [sha256, name] of digests) {
       // Content-addressed: an object already there (or created by a racing builder) has these very bytes.
@@ -131,12 +133,9 @@ export class GcsStore implements ArtifactStore {
         await this.client.create(this.fileName(sha256), { file: path.join(artifact.dir, name) });
     }
     // A log already there is another build's of the same key: either tells how the key was built.
-    if (fs.existsSync(meta.log))
-      await this.client.create(
-        `${this.prefix}logs/${key}.log`,
-        { file: meta.log },
-        { contentType: "text/plain" },
-      );
+    const logName = `${this.prefix}logs/${key}.log`;
+    if (fs.existsSync(meta.log) && !(await this.client.stat(logName)))
+      await this.client.create(logName, { file: meta.log }, { contentType: "text/plain" });
     const record = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
     const committed = await this.client.create(metaName, record, { contentType: "application/json" });
     this.progress(

@@ -86,6 +86,30 @@ describe("GcsStore", () => {
     assert.strictEqual(record?.contentType, "application/json");
   });
 
+  it("asks to create only objects that are absent (creating onto an existing name would need the right to delete)", async () => {
+    const key = sha256("looked-up");
+    const objects = new Map(
+      [
+        `shared/files/${sha256("seen")}`,
+        `shared/files/${sha256("seen (extra)")}`,
+        `shared/logs/${key}.log`,
+      ].map((name) => [
+        name,
+        {
+          content: Buffer.from("x"),
+          generation: 1,
+          timeCreated: new Date().toISOString(),
+          contentType: "text/plain",
+        },
+      ]),
+    );
+    standIn.buckets.set(BUCKET, objects);
+    await open(tempDir("gcs-a")).put(key, info, writeOut("seen"));
+    const uploads = writes();
+    assert.strictEqual(uploads.length, 1, uploads.join("\n"));
+    assert.match(uploads[0], new RegExp(`name=shared/artifacts/${key}\\.json`));
+  });
+
   it("gives another host the artifact by key, every file checked by sha256, without building", async () => {
     const key = sha256("fetch");
     const built = await open(tempDir("gcs-a")).put(key, info, writeOut("from a"));
