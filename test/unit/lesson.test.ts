@@ -310,21 +310,24 @@ describe("lesson validate (antidote-configure --check on the host)", () => {
   });
 });
 
+/** A lesson directory holding the motd template fixture and `lesson` as its lesson.json; the config's path. */
+function lessonWithMotd(dir: string, lesson: object): string {
+  fs.copyFileSync(path.join(FIXTURES, "motd.tmpl"), path.join(dir, "motd.tmpl"));
+  const config = path.join(dir, "lesson.json");
+  fs.writeFileSync(config, JSON.stringify(lesson));
+  return config;
+}
+
 describe("antidote-configure", () => {
   it("changes nothing with --check, even where it would apply changes", () => {
     const dir = tempDir("lesson");
     try {
-      fs.copyFileSync(path.join(FIXTURES, "motd.tmpl"), path.join(dir, "motd.tmpl"));
-      const config = path.join(dir, "lesson.json");
-      fs.writeFileSync(
-        config,
-        JSON.stringify({
-          hostname: "elsewhere",
-          vars: { lesson: "BGP basics" },
-          files: [{ source: "motd.tmpl", path: "/etc/motd", template: true, owner: "0", group: "0" }],
-          commands: [`touch ${path.join(dir, "ran")}`],
-        }),
-      );
+      const config = lessonWithMotd(dir, {
+        hostname: "elsewhere",
+        vars: { lesson: "BGP basics" },
+        files: [{ source: "motd.tmpl", path: "/etc/motd", template: true, owner: "0", group: "0" }],
+        commands: [`touch ${path.join(dir, "ran")}`],
+      });
       const root = path.join(dir, "root");
       const check = configure(["--config", config, "--check", "--static", "--root", root]);
       assert.deepStrictEqual([check.status, check.report.result, check.report.changes], [0, "valid", []]);
@@ -337,17 +340,12 @@ describe("antidote-configure", () => {
   it("copies and renders files under --root, then changes nothing; a missing file is exit 4", () => {
     const dir = tempDir("lesson");
     try {
-      fs.copyFileSync(path.join(FIXTURES, "motd.tmpl"), path.join(dir, "motd.tmpl"));
-      const config = path.join(dir, "lesson.json");
-      fs.writeFileSync(
-        config,
-        JSON.stringify({
-          vars: { lesson: "BGP basics" },
-          files: [
-            { source: "motd.tmpl", path: "/etc/motd", template: true, mode: "0600", owner: "0", group: "0" },
-          ],
-        }),
-      );
+      const config = lessonWithMotd(dir, {
+        vars: { lesson: "BGP basics" },
+        files: [
+          { source: "motd.tmpl", path: "/etc/motd", template: true, mode: "0600", owner: "0", group: "0" },
+        ],
+      });
       const root = path.join(dir, "root");
       const first = configure(["--config", config, "--root", root]);
       assert.deepStrictEqual([first.status, first.report.result], [0, "applied"]);
