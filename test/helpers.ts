@@ -1,3 +1,4 @@
+import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -40,4 +41,24 @@ export function killWithReaper(pid: number): void {
     }
   }
   process.kill(pid, "SIGKILL");
+}
+
+/**
+ * Runs `antidote-images <args>` of the project at `root`, in it, as a user would: the stack's config names the store
+ * (the `$ANTIDOTE_STORE` a test tier may set is left out).
+ */
+export function runCli(
+  root: string,
+  args: string[],
+  options: { timeoutMs: number; killSignal?: NodeJS.Signals },
+): SpawnSyncReturns<string> {
+  const env = { ...process.env };
+  delete env.ANTIDOTE_STORE;
+  return spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+    timeout: options.timeoutMs,
+    killSignal: options.killSignal,
+  });
 }

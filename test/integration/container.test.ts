@@ -14,7 +14,7 @@ import { StepResult, StepSpec } from "../../lib/steps/step";
 import { sshRun, SshTarget } from "../../lib/vm/ssh";
 import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
 import { bootTestSpec, debianBaseDisk, definitions, spec } from "../fixtures/disk";
-import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+import { PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
 
 const REGISTRY = "127.0.0.1:5000";
 const metadata = loadMetadata(path.join(PROJECT_ROOT, "images", "debian-base"));
@@ -465,14 +465,8 @@ describe("antidote-images up --stack local: build, tag and push a lab image", fu
       path.join(root, "stacks", "Pulumi.local.yaml"),
       `config:\n  antidote-images:store: ${sharedTestStore().location}\n  antidote-images:registry: ${REGISTRY}\n`,
     );
-    const env = { ...process.env };
-    delete env.ANTIDOTE_STORE;
     const up = (): { report: RunReport; statuses: Record<string, string> } => {
-      const run = spawnSync(
-        process.execPath,
-        [path.join(root, "bin", "antidote-images.js"), "up", "--stack", "local", "--json"],
-        { cwd: root, env, encoding: "utf8", timeout: 1_500_000 },
-      );
+      const run = runCli(root, ["up", "--stack", "local", "--json"], { timeoutMs: 1_500_000 });
       assert.strictEqual(run.status, 0, run.stderr);
       const report = JSON.parse(run.stdout) as RunReport;
       return { report, statuses: Object.fromEntries(report.steps.map((s) => [s.name, s.status])) };

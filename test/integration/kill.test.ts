@@ -1,9 +1,9 @@
 import * as assert from "assert";
-import { ChildProcess, spawn, spawnSync } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { bootTestSpec, debianBaseDisk } from "../fixtures/disk";
-import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+import { PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
 
 /**
  * A copy of the project (library, bin and node_modules linked) with one image, `killme`, whose only step is a rootfs
@@ -141,18 +141,7 @@ describe("SIGKILL of `antidote-images up` mid-rootfs (real mmdebstrap)", () => {
     // Its reaper removed the build's scratch already; the next run builds the step and leaves none either.
     const leftovers = () => fs.readdirSync(path.join(store, "tmp"));
     assert.deepStrictEqual(leftovers(), [], "scratch left after the SIGKILL");
-    const env = { ...process.env };
-    delete env.ANTIDOTE_STORE;
-    const next = spawnSync(
-      process.execPath,
-      [path.join(root, "bin", "antidote-images.js"), "up", "--stack", "local"],
-      {
-        cwd: root,
-        env,
-        encoding: "utf8",
-        timeout: 900_000,
-      },
-    );
+    const next = runCli(root, ["up", "--stack", "local"], { timeoutMs: 900_000 });
     assert.strictEqual(next.status, 0, next.stderr);
     assert.deepStrictEqual(leftovers(), [], "scratch left after the next run");
     fs.rmSync(root, { recursive: true, force: true });

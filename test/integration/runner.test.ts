@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { RunReport } from "../../lib/runner/local-runner";
 import { debianBase } from "../fixtures/rootfs";
-import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+import { PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
 
 /**
  * A copy of the project in a temp folder (the library, bin and node_modules linked, images and stacks copied), so
@@ -28,15 +28,8 @@ function scratchProject(): string {
 }
 
 function cli(root: string, ...args: string[]) {
-  const env = { ...process.env };
-  delete env.ANTIDOTE_STORE;
-  const run = spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-    // Long enough for a step that waits for a build slot other tests hold.
-    timeout: 600_000,
-  });
+  // Long enough for a step that waits for a build slot other tests hold.
+  const run = runCli(root, args, { timeoutMs: 600_000 });
   const report =
     args.includes("--json") && run.stdout.trim() ? (JSON.parse(run.stdout) as RunReport) : undefined;
   return { status: run.status, stderr: run.stderr, report };

@@ -1,9 +1,9 @@
 import * as assert from "assert";
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { sha256 } from "../../lib/keys";
 import { LocalStore } from "../../lib/store/local";
+import { runCli } from "../helpers";
 import { projectWith } from "./harness";
 
 /** `hello`: two cheap steps. `tiny`: a 1 MiB raw vendor disk whose container is pushed (key and moving tag). */
@@ -36,14 +36,7 @@ const IMAGES = {
 };
 
 function cli(root: string, ...args: string[]) {
-  const env = { ...process.env };
-  delete env.ANTIDOTE_STORE;
-  return spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-    timeout: 110_000,
-  });
+  return runCli(root, args, { timeoutMs: 110_000 });
 }
 
 describe("antidote-images gc on a stack that pushes", function () {

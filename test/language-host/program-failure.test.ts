@@ -1,7 +1,6 @@
 import * as assert from "assert";
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as path from "path";
+import { runCli } from "../helpers";
 import { projectWith } from "./harness";
 
 /**
@@ -32,18 +31,7 @@ describe("up when the program fails while steps run", function () {
   });
 
   it("lets the running step finish, starts nothing after the failure, and sums up", function () {
-    const env = { ...process.env };
-    delete env.ANTIDOTE_STORE;
-    const run = spawnSync(
-      process.execPath,
-      [path.join(root, "bin", "antidote-images.js"), "up", "--stack", "local"],
-      {
-        cwd: root,
-        env,
-        encoding: "utf8",
-        timeout: 100_000,
-      },
-    );
+    const run = runCli(root, ["up", "--stack", "local"], { timeoutMs: 100_000 });
     assert.strictEqual(run.status, 1, run.stderr);
     const lines = run.stderr.trim().split("\n");
     assert.ok(

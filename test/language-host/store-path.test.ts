@@ -1,7 +1,7 @@
 import * as assert from "assert";
-import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { runCli } from "../helpers";
 import { projectWith } from "./harness";
 
 const HELLO = {
@@ -16,16 +16,8 @@ const HELLO = {
 
 /** `antidote-images <args>` in `root`, killed (SIGKILL: a spinning process may ignore SIGTERM) after 60 s. */
 function cli(root: string, ...args: string[]) {
-  const env = { ...process.env };
-  delete env.ANTIDOTE_STORE;
   const started = Date.now();
-  const run = spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-    timeout: 60_000,
-    killSignal: "SIGKILL",
-  });
+  const run = runCli(root, args, { timeoutMs: 60_000, killSignal: "SIGKILL" });
   return { ...run, seconds: (Date.now() - started) / 1000 };
 }
 
