@@ -3,7 +3,7 @@ import * as fs from "fs";
 import { pipeline } from "stream/promises";
 import { FileAssetValue } from "../engine/properties";
 import { GcsBucket, GcsObject } from "../store/gcs-bucket";
-import type { Performed, PerformOptions, ResourcePerformer } from "./docker-resources";
+import { Performed, PerformOptions, PROVIDER_TIMEOUT_MS, ResourcePerformer } from "./performer";
 
 /** The inputs of a `gcp.storage.BucketObject` the runner reads (what `uploadToBucket` in lib/publishing.ts gives). */
 interface BucketObjectInputs {
@@ -16,9 +16,6 @@ interface BucketObjectInputs {
   /** `{ sha256 }` for a disk; none for a kernel package. */
   metadata?: Record<string, string>;
 }
-
-/** The gcp provider's create timeout for an object (terraform's default for a resource without its own). */
-const PROVIDER_TIMEOUT_MS = 20 * 60_000;
 
 /**
  * `gcp:storage/bucketObject:BucketObject`: an upload through `@google-cloud/storage` (credentials, endpoint,

@@ -4,34 +4,7 @@ import * as path from "path";
 import { capture, ownScratch } from "../exec";
 import { docker, inspectImage, registryHost, repoDigest, repositoryOf } from "../steps/docker";
 import { bucketObjectPerformer } from "./bucket-resources";
-
-/** How the runner performs one resource type with the docker CLI: what `pulumi up` does with the docker provider. */
-export interface ResourcePerformer {
-  /** Short name for the run's records, e.g. `docker push`. */
-  kind: string;
-  /** The output properties the provider computes (unknown until it has run). */
-  computed: readonly string[];
-  /** The image (repository) a resource is about, for the run's records. */
-  describe(inputs: Record<string, unknown>): string;
-  /** Does it for real, on inputs whose secrets are revealed. Throws with a message for the run's report. */
-  perform(inputs: Record<string, unknown>, options?: PerformOptions): Promise<Performed>;
-}
-
-export interface PerformOptions {
-  /** The resource's `customTimeouts.create`. @default the provider's default, 20 minutes */
-  timeoutMs?: number;
-  /** The inputs (secrets revealed) of the explicit provider the resource names. @default none: the default provider */
-  provider?: Record<string, unknown>;
-}
-
-/** The docker provider's default create timeout (terraform's default for a resource without its own). */
-const PROVIDER_TIMEOUT_MS = 20 * 60_000;
-
-/** A performed resource: its computed outputs, and whether anything changed (a tag moved, a layer was uploaded). */
-export interface Performed {
-  outputs: Record<string, unknown>;
-  changed: boolean;
-}
+import { PROVIDER_TIMEOUT_MS, ResourcePerformer } from "./performer";
 
 interface TagInputs {
   sourceImage: string;
