@@ -28,7 +28,7 @@ async function main() {
   const verdict = await kvmVerdict(store.cacheDir("kvm-probe"));
   console.log(`KVM: ${verdict.usable ? "usable" : "not usable"} (${verdict.reason})`);
 
-  for (const accelerator of verdict.usable ? ["tcg", "kvm"] : ["tcg"]) {
+  for (const accelerator of verdict.usable ? (["tcg", "kvm"] as const) : (["tcg"] as const)) {
     const boots: number[] = [];
     for (let i = 1; i <= RUNS; i++) {
       // A new test.sh each run gives a new key, so every run boots (none comes from the store).

@@ -12,7 +12,7 @@ import * as path from "path";
 import { LocalStore } from "../lib/store/local";
 import { runStep } from "../lib/steps/run";
 import { debianBase } from "../test/fixtures/rootfs";
-import { definitions, spec, testKernel } from "../test/fixtures/disk";
+import { definitions, diskSpec, testKernel } from "../test/fixtures/disk";
 import { sharedTestStore, tempDir } from "../test/helpers";
 import { interrupted } from "./interrupt";
 
@@ -31,7 +31,7 @@ async function main() {
     }
     const phases: string[] = [];
     const started = Date.now();
-    const disk = await runStep(spec("disk", "debian-base", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
+    const disk = await runStep(diskSpec("debian-base", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
       store,
       definitions,
       signal: interrupted,

@@ -1,5 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import { bootTestScriptFiles, bootTestStep, TEST_SCRIPT_ROLE } from "../steps/boot-test";
+import { LAB_LOGIN } from "../lab-login";
+import {
+  bootTestScriptFiles,
+  bootTestStep,
+  BootTestArgs as BootTestStepArgs,
+  TEST_SCRIPT_ROLE,
+} from "../steps/boot-test";
+import { RootfsStepArgs } from "../steps/rootfs";
+import { rejectRenamedOptions } from "./renamed-options";
 import { BuiltStep, StepComponent } from "./step-command";
 
 export interface BootTestArgs {
@@ -8,20 +16,22 @@ export interface BootTestArgs {
   /** The image's own test script, copied into the VM and run as the login user after the standard checks. @default none */
   testScript?: string;
   /** Seconds from QEMU's start until SSH must answer; sized for TCG on 2 cores. @default 120 */
-  timeout?: number;
+  sshTimeoutSeconds?: number;
   /** Seconds test.sh may run. @default 600 */
-  testTimeout?: number;
-  /** Memory of the VM in MiB. @default 1024 */
-  memory?: number;
+  testTimeoutSeconds?: number;
+  /** Seconds the failed-units check waits for systemd to finish booting. @default 60 */
+  settleSeconds?: number;
+  /** Memory of the VM. @default 1024 */
+  memoryMiB?: number;
   /** Virtual CPUs. @default 2 */
   cpus?: number;
   /** NICs the VM gets (NIC 0 is the management NIC with DHCP); each must appear in the guest, in order. @default 1 */
   nics?: number;
   /** systemd units that must be active once the VM has booted. @default [] */
   services?: string[];
-  /** Expected host name. @default the image's (from its Rootfs) */
+  /** Expected host name. @default the disk's Rootfs's; for an imported disk, any name but "localhost" */
   hostname?: string;
-  /** Login user. @default the image's (from its Rootfs), else "antidote" */
+  /** Login user. @default the disk's Rootfs's user, else "antidote" */
   user?: string;
   /** The user's password (recorded in state: use the lab's well-known default or a test-only one). @default "antidotepassword" */
   password?: string;
@@ -42,22 +52,17 @@ export interface BootTestArgs {
 export class BootTest extends StepComponent {
   constructor(name: string, args: BootTestArgs, opts?: pulumi.ComponentResourceOptions) {
     super("antidote:images:BootTest", name, {}, opts);
+    const image = args.image ?? name;
+    rejectRenamedOptions(`${image}: BootTest ${name}`, args, {
+      memory: { now: "memoryMiB", unit: "MiB" },
+      timeout: { now: "sshTimeoutSeconds", unit: "seconds" },
+      testTimeout: { now: "testTimeoutSeconds", unit: "seconds" },
+    });
+    const stepArgs = bootTestStepArgs(args, diskRootfsArgs(args.disk));
     this.buildStep(name, {
       step: bootTestStep,
-      image: args.image ?? name,
-      args: {
-        memoryMiB: args.memory ?? 1024,
-        cpus: args.cpus ?? 2,
-        nics: args.nics ?? 1,
-        services: args.services ?? [],
-        ...(args.hostname ? { hostname: args.hostname } : {}),
-        ...(args.user ? { user: args.user } : {}),
-        password: args.password ?? "antidotepassword",
-        sshTimeoutSeconds: args.timeout ?? 120,
-        testTimeoutSeconds: args.testTimeout ?? 600,
-        accelerator: args.accelerator ?? "auto",
-        firmware: args.firmware ?? "bios",
-      },
+      image,
+      args: { ...stepArgs },
       files: {
         ...bootTestScriptFiles(),
         ...(args.testScript ? { [TEST_SCRIPT_ROLE]: args.testScript } : {}),
@@ -66,4 +71,34 @@ export class BootTest extends StepComponent {
     });
     this.registerStepOutputs();
   }
+}
+
+/**
+ * The boot-test step's complete arguments for `args`, every default filled in here (Pulumi-free, so tests and
+ * benchmarks boot exactly what the component would). `rootfs`: the arguments of the Rootfs the disk was built from.
+ */
+export function bootTestStepArgs(
+  args: Omit<BootTestArgs, "disk" | "testScript" | "image">,
+  rootfs?: RootfsStepArgs,
+): BootTestStepArgs {
+  return {
+    memoryMiB: args.memoryMiB ?? 1024,
+    cpus: args.cpus ?? 2,
+    nics: args.nics ?? 1,
+    services: args.services ?? [],
+    hostname: args.hostname ?? rootfs?.hostname ?? null,
+    user: args.user ?? rootfs?.user.name ?? LAB_LOGIN.username,
+    password: args.password ?? LAB_LOGIN.password,
+    sshTimeoutSeconds: args.sshTimeoutSeconds ?? 120,
+    testTimeoutSeconds: args.testTimeoutSeconds ?? 600,
+    settleSeconds: args.settleSeconds ?? 60,
+    accelerator: args.accelerator ?? "auto",
+    firmware: args.firmware ?? "bios",
+  };
+}
+
+/** The arguments of the Rootfs a built disk was made from (none for an imported disk). */
+function diskRootfsArgs(disk: BuiltStep): RootfsStepArgs | undefined {
+  const rootfsKey = disk.spec.parents.rootfs;
+  return rootfsKey ? (disk.ancestors[rootfsKey]?.args as unknown as RootfsStepArgs) : undefined;
 }

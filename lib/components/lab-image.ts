@@ -114,7 +114,7 @@ export class LabImage extends pulumi.ComponentResource {
     this.bootTest = new BootTest(
       `${name}-boot-test`,
       {
-        memory: this.metadata.resources.memoryMiB,
+        memoryMiB: this.metadata.resources.memoryMiB,
         cpus: this.metadata.resources.cpus,
         nics: this.metadata.interfaces.length,
         services: this.metadata.services,

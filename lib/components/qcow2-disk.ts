@@ -1,9 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
-import { diskStep } from "../steps/disk";
+import { DiskArgs, diskStep } from "../steps/disk";
 import { diskImportStep } from "../steps/disk-import";
 import { parseSize } from "../vm/layout";
 import { DiskFormat } from "../vm/qemu-img";
+import { rejectRenamedOptions } from "./renamed-options";
 import { BuiltStep, StepComponent } from "./step-command";
 
 export interface Qcow2DiskArgs {
@@ -25,7 +26,7 @@ export interface Qcow2DiskArgs {
    * start, and nobody sits at a lab VM's boot menu; set 1 or more to reach the menu on the serial console.
    * @default 0
    */
-  grubTimeout?: number;
+  grubTimeoutSeconds?: number;
   /** Image the disk belongs to. @default the component's name */
   image?: string;
 }
@@ -39,6 +40,19 @@ export interface Qcow2DiskImportArgs {
   format: DiskFormat;
   /** Image the disk belongs to. @default the component's name */
   image?: string;
+}
+
+/**
+ * The disk step's complete arguments for `args`, every default filled in here (Pulumi-free, so tests and benchmarks
+ * build exactly the disk the component would).
+ */
+export function diskStepArgs(args: Omit<Qcow2DiskArgs, "rootfs" | "kernel" | "image">): DiskArgs {
+  return {
+    sizeBytes: parseSize(args.size ?? "2GiB"),
+    kernelCmdline: args.kernelCmdline ?? [],
+    uefi: args.uefi ?? true,
+    grubTimeoutSeconds: args.grubTimeoutSeconds ?? 0,
+  };
 }
 
 /**
@@ -65,16 +79,14 @@ export class Qcow2Disk extends StepComponent {
       this.registerStepOutputs();
       return;
     }
-    const sizeBytes = parseSize(args.size ?? "2GiB");
+    const image = args.image ?? name;
+    rejectRenamedOptions(`${image}: Qcow2Disk ${name}`, args, {
+      grubTimeout: { now: "grubTimeoutSeconds", unit: "seconds" },
+    });
     this.buildStep(name, {
       step: diskStep,
-      image: args.image ?? name,
-      args: {
-        sizeBytes,
-        kernelCmdline: args.kernelCmdline ?? [],
-        uefi: args.uefi ?? true,
-        grubTimeout: args.grubTimeout ?? 0,
-      },
+      image,
+      args: { ...diskStepArgs(args) },
       parents: { rootfs: args.rootfs, kernel: args.kernel },
     });
     this.registerStepOutputs();

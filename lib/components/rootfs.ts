@@ -6,6 +6,7 @@ import { parseRootfsArgs, RootfsStepArgs, rootfsScriptFiles, rootfsStep } from "
 import { isStringList } from "../steps/rootfs/args";
 import { imagePasswordHash } from "../steps/rootfs/password";
 import { Json } from "../keys";
+import { LAB_LOGIN } from "../lab-login";
 import { StepArgsError } from "../steps/step";
 import { StepComponent } from "./step-command";
 
@@ -124,7 +125,7 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
   const hookRoles = (field: "pre" | "post") =>
     list(field).map((file, i) => addInput(`${field}[${i}]`, `${field}/${i}-${path.basename(file)}`, file));
 
-  const user = args.user ?? "antidote";
+  const user = args.user ?? LAB_LOGIN.username;
   const baseGroups = base?.user.name === user ? base.user.groups : [];
   const raw = {
     distro: debian.name,
@@ -138,7 +139,7 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
     hostname: args.hostname ?? image,
     user: {
       name: user,
-      passwordHash: args.passwordHash ?? imagePasswordHash(args.password ?? "antidotepassword", image, user),
+      passwordHash: args.passwordHash ?? imagePasswordHash(args.password ?? LAB_LOGIN.password, image, user),
       groups: [...new Set([...baseGroups, ...list("groups")])].sort(),
     },
     hooks: {

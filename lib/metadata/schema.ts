@@ -1,3 +1,5 @@
+import { LAB_LOGIN } from "../lab-login";
+
 /** An image's description: what it is, what it offers and how to reach it (`images/<name>/metadata.yaml`). */
 export interface ImageMetadata {
   /** The image's name; equals its folder's name. */
@@ -55,7 +57,7 @@ export const imageMetadataSchema = {
         username: { type: "string", pattern: "^[a-z_][a-z0-9_-]{0,31}$" },
         password: { type: "string", minLength: 1 },
       },
-      default: { username: "antidote", password: "antidotepassword" },
+      default: { ...LAB_LOGIN },
     },
     ports: {
       type: "array",

@@ -15,10 +15,9 @@ export interface BootTestArgs {
   nics: number;
   /** systemd units that must be active. */
   services: string[];
-  /** Expected host name. Default: the image's (from the disk's rootfs). */
-  hostname?: string;
-  /** Login user. Default: the image's, else `antidote`. */
-  user?: string;
+  /** Expected host name; null: any name but "localhost" (a disk whose rootfs the program does not know). */
+  hostname: string | null;
+  user: string;
   password: string;
   /** Deadline for the first SSH answer, from QEMU's start. */
   sshTimeoutSeconds: number;
@@ -70,25 +69,24 @@ const USER = /^[a-z_][a-z0-9_-]*$/;
 /** How much of test.sh's output the report keeps (all of it is in test.log). */
 const REPORT_OUTPUT_CHARS = 16 * 1024;
 
-function positiveInt(args: Record<string, Json>, field: string, fallback: number, max: number): number {
-  const value = args[field] ?? fallback;
+function positiveInt(args: Record<string, Json>, field: string, max: number): number {
+  const value = args[field];
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
     throw new StepArgsError(field, `a whole number from 1 to ${max}`, value);
   }
   return value;
 }
 
-function oneOf<T extends string>(args: Record<string, Json>, field: string, values: T[], fallback: T): T {
-  const value = args[field] ?? fallback;
+function oneOf<T extends string>(args: Record<string, Json>, field: string, values: T[]): T {
+  const value = args[field];
   if (typeof value !== "string" || !values.includes(value as T)) {
     throw new StepArgsError(field, `one of ${values.join(", ")}`, value);
   }
   return value as T;
 }
 
-function optionalName(args: Record<string, Json>, field: string, pattern: RegExp): string | undefined {
+function name(args: Record<string, Json>, field: string, pattern: RegExp): string {
   const value = args[field];
-  if (value === undefined || value === null) return undefined;
   if (typeof value !== "string" || !pattern.test(value))
     throw new StepArgsError(field, `a name (${pattern})`, value);
   return value;
@@ -104,29 +102,30 @@ export const bootTestStep: StepDefinition<BootTestArgs> = {
   needs: ["kvm"],
   parseArgs(raw: Json): BootTestArgs {
     const args = argsObject(raw);
-    const services = args.services ?? [];
+    const services = args.services;
     if (!Array.isArray(services)) throw new StepArgsError("services", "a list of systemd units", services);
     services.forEach((s, i) => {
       if (typeof s !== "string" || !UNIT.test(s))
         throw new StepArgsError(`services[${i}]`, "a systemd unit name", s);
     });
-    const password = args.password ?? "antidotepassword";
+    const password = args.password;
     if (typeof password !== "string" || password === "") {
       throw new StepArgsError("password", "a non-empty string", password);
     }
+    if (args.hostname === undefined) throw new StepArgsError("hostname", "a host name or null", undefined);
     return {
-      memoryMiB: positiveInt(args, "memoryMiB", 1024, 65536),
-      cpus: positiveInt(args, "cpus", 2, 64),
-      nics: positiveInt(args, "nics", 1, 16),
+      memoryMiB: positiveInt(args, "memoryMiB", 65536),
+      cpus: positiveInt(args, "cpus", 64),
+      nics: positiveInt(args, "nics", 16),
       services: services as string[],
-      hostname: optionalName(args, "hostname", HOSTNAME),
-      user: optionalName(args, "user", USER),
+      hostname: args.hostname === null ? null : name(args, "hostname", HOSTNAME),
+      user: name(args, "user", USER),
       password,
-      sshTimeoutSeconds: positiveInt(args, "sshTimeoutSeconds", 120, 3600),
-      testTimeoutSeconds: positiveInt(args, "testTimeoutSeconds", 600, 86400),
-      settleSeconds: positiveInt(args, "settleSeconds", 60, 3600),
-      accelerator: oneOf(args, "accelerator", ["auto", "kvm", "tcg"], "auto"),
-      firmware: oneOf(args, "firmware", ["bios", "uefi"], "bios"),
+      sshTimeoutSeconds: positiveInt(args, "sshTimeoutSeconds", 3600),
+      testTimeoutSeconds: positiveInt(args, "testTimeoutSeconds", 86400),
+      settleSeconds: positiveInt(args, "settleSeconds", 3600),
+      accelerator: oneOf(args, "accelerator", ["auto", "kvm", "tcg"]),
+      firmware: oneOf(args, "firmware", ["bios", "uefi"]),
     };
   },
   run: runBootTest,
@@ -196,7 +195,7 @@ async function runBootTest(ctx: StepContext<BootTestArgs>) {
     if (boot.check.pass) {
       const target: SshTarget = {
         port: boot.port,
-        user: args.user ?? image.user ?? "antidote",
+        user: args.user,
         password: args.password,
       };
       await runChecks(ctx, target, image, report);
@@ -341,7 +340,7 @@ async function runChecks(
   });
 
   const env = {
-    EXPECT_HOSTNAME: args.hostname ?? image.hostname ?? "",
+    EXPECT_HOSTNAME: args.hostname ?? "",
     NIC_MACS: Array.from({ length: args.nics }, (_, i) => nicMac(i)).join(" "),
     NIC_NAMING: image.netNaming ?? "",
     SERVICES: args.services.join(" "),

@@ -15,7 +15,7 @@ export interface DiskArgs {
   /** Also make the disk bootable by UEFI firmware (an EFI system partition with GRUB). */
   uefi: boolean;
   /** Seconds GRUB waits before booting. */
-  grubTimeout: number;
+  grubTimeoutSeconds: number;
 }
 
 /** What the rootfs step records in its artifact's `image.json`. */
@@ -43,15 +43,14 @@ const KERNEL_PARAM = /^[A-Za-z0-9_.,:=/+@-]+$/;
  */
 export const diskStep: StepDefinition<DiskArgs> = {
   kind: "disk",
-  // 2: GRUB boots at once by default (grubTimeout 0), which a spec without the argument does not show in its key.
   version: 2,
   parseArgs(raw: Json): DiskArgs {
     const args = argsObject(raw);
-    const sizeBytes = args.sizeBytes ?? 2048 * MIB;
+    const sizeBytes = args.sizeBytes;
     if (typeof sizeBytes !== "number" || !Number.isInteger(sizeBytes / MIB) || sizeBytes < 128 * MIB) {
       throw new StepArgsError("sizeBytes", "a whole number of MiB, at least 128 MiB", sizeBytes);
     }
-    const kernelCmdline = args.kernelCmdline ?? [];
+    const kernelCmdline = args.kernelCmdline;
     if (!Array.isArray(kernelCmdline)) {
       throw new StepArgsError("kernelCmdline", "a list of kernel parameters", kernelCmdline);
     }
@@ -60,13 +59,17 @@ export const diskStep: StepDefinition<DiskArgs> = {
         throw new StepArgsError(`kernelCmdline[${i}]`, "a kernel parameter without spaces or quotes", p);
       }
     });
-    const uefi = args.uefi ?? true;
+    const uefi = args.uefi;
     if (typeof uefi !== "boolean") throw new StepArgsError("uefi", "true or false", uefi);
-    const grubTimeout = args.grubTimeout ?? 0;
-    if (typeof grubTimeout !== "number" || !Number.isInteger(grubTimeout) || grubTimeout < 0) {
-      throw new StepArgsError("grubTimeout", "a whole number of seconds", grubTimeout);
+    const grubTimeoutSeconds = args.grubTimeoutSeconds;
+    if (
+      typeof grubTimeoutSeconds !== "number" ||
+      !Number.isInteger(grubTimeoutSeconds) ||
+      grubTimeoutSeconds < 0
+    ) {
+      throw new StepArgsError("grubTimeoutSeconds", "a whole number of seconds", grubTimeoutSeconds);
     }
-    return { sizeBytes, kernelCmdline: kernelCmdline as string[], uefi, grubTimeout };
+    return { sizeBytes, kernelCmdline: kernelCmdline as string[], uefi, grubTimeoutSeconds };
   },
   run: buildDisk,
 };
@@ -106,7 +109,7 @@ async function buildDisk(ctx: StepContext<DiskArgs>) {
     grubConfig({
       kernel: `/boot/vmlinuz-${kernelRelease}`,
       cmdline,
-      timeout: ctx.args.grubTimeout,
+      timeoutSeconds: ctx.args.grubTimeoutSeconds,
       title: `${ctx.spec.image} (${kernelRelease})`,
     }),
   );

@@ -19,7 +19,7 @@ export const templateStep: StepDefinition<TemplateArgs> = {
     if (typeof args.output !== "string" || !/^[A-Za-z0-9._-]+$/.test(args.output)) {
       throw new StepArgsError("output", "a plain file name", args.output);
     }
-    const vars = argsObject(args.vars ?? {}, "vars");
+    const vars = argsObject(args.vars ?? null, "vars");
     for (const [name, value] of Object.entries(vars)) {
       if (typeof value !== "string") throw new StepArgsError(`vars.${name}`, "a string", value);
     }

@@ -56,7 +56,7 @@ export interface BootEntry {
   /** Full kernel command line. */
   cmdline: string;
   /** Seconds GRUB waits before booting; the menu shows on Esc. */
-  timeout: number;
+  timeoutSeconds: number;
   title: string;
 }
 
@@ -65,7 +65,7 @@ export function grubConfig(entry: BootEntry): string {
   return [
     "# Written by antidote-images (Qcow2Disk). Kernel command line: see the disk's outputs.",
     ...SERIAL,
-    `set timeout=${entry.timeout}`,
+    `set timeout=${entry.timeoutSeconds}`,
     "set timeout_style=hidden",
     `menuentry '${entry.title.replace(/'/g, "")}' {`,
     `  linux ${entry.kernel} ${entry.cmdline}`,

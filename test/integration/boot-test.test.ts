@@ -6,7 +6,7 @@ import { BootTestReport } from "../../lib/steps/boot-test";
 import { runStep, StepFailure } from "../../lib/steps/run";
 import { StepResult, StepSpec } from "../../lib/steps/step";
 import { bootProbeVm } from "../../lib/vm/accel";
-import { BaseDisk, bootTestSpec, debianBaseDisk, definitions, spec } from "../fixtures/disk";
+import { BaseDisk, bootTestSpec, debianBaseDisk, definitions, diskSpec } from "../fixtures/disk";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 
 /** QEMU processes of boot tests: their overlays live in the step's work dir, `antidote-boot-test-*`. */
@@ -30,7 +30,7 @@ describe("boot test step (real debian-base disk, TCG unless KVM works)", () => {
 
   /** A variant of debian-base's disk with extra kernel parameters (cheap: the rootfs and kernel are reused). */
   const variant = (name: string, kernelCmdline: string[]) =>
-    run(spec("disk", name, { kernelCmdline }, { rootfs: base.rootfs.key, kernel: base.kernel.key }));
+    run(diskSpec(name, { kernelCmdline }, { rootfs: base.rootfs.key, kernel: base.kernel.key }));
 
   /** Runs a boot test that must fail; returns the failure after checking no QEMU is left. */
   /** What the user is shown of a failure: its cause, then the excerpt. */
@@ -64,7 +64,7 @@ describe("boot test step (real debian-base disk, TCG unless KVM works)", () => {
         test,
         `#!/bin/sh\n# run at ${new Date().toISOString()}\nset -e\necho "kernel $(uname -r)"\nsudo -n systemctl is-active ssh\n`,
       );
-      const s = bootTestSpec("debian-base", base.disk.key, { nics: 2, services: ["ssh.service"] }, test);
+      const s = bootTestSpec("debian-base", base, { nics: 2, services: ["ssh.service"] }, test);
       result = await run(s);
       assert.strictEqual(result.cached, false);
       report = JSON.parse(fs.readFileSync(result.primary, "utf8")) as BootTestReport;

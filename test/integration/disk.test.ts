@@ -9,7 +9,7 @@ import { runStep, StepFailure } from "../../lib/steps/run";
 import { StepResult } from "../../lib/steps/step";
 import { MIB } from "../../lib/vm/layout";
 import { OVMF_CODE, OVMF_VARS } from "../../lib/vm/qemu";
-import { BaseDisk, debianBaseDisk, definitions, spec } from "../fixtures/disk";
+import { BaseDisk, debianBaseDisk, definitions, diskSpec, spec } from "../fixtures/disk";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 
 const run = (
@@ -153,7 +153,7 @@ describe("disk step (real rootfs and kernel)", () => {
       fs.cpSync(parent.location, path.join(other.location, "artifacts", parent.key), { recursive: true });
     }
     const again = await run(
-      spec("disk", "debian-base", {}, { rootfs: base.rootfs.key, kernel: base.kernel.key }),
+      diskSpec("debian-base", {}, { rootfs: base.rootfs.key, kernel: base.kernel.key }),
       other,
     );
     assert.strictEqual(again.cached, false);
@@ -169,7 +169,7 @@ describe("disk step (real rootfs and kernel)", () => {
       const before = { attached: attachedAndMounted(), tmp: leftovers() };
       const workDirs = () => leftovers().filter((d) => d.startsWith("antidote-disk-"));
       const workBefore = workDirs();
-      const s = spec("disk", "interrupted", { sizeBytes: 3072 * MIB }, parents());
+      const s = diskSpec("interrupted", { size: "3GiB" }, parents());
       const controller = new AbortController();
       await assert.rejects(
         run(s, store, {
@@ -188,7 +188,7 @@ describe("disk step (real rootfs and kernel)", () => {
     });
 
     it("fails early, with sizes, when the tree does not fit the disk, leaving nothing has() accepts", async () => {
-      const s = spec("disk", "too-small", { sizeBytes: 128 * MIB }, parents());
+      const s = diskSpec("too-small", { size: "128MiB" }, parents());
       await assert.rejects(run(s, store), (err: StepFailure) => {
         assert.match(err.message, /the root filesystem needs \d+ MiB but a 128 MiB disk leaves \d+ MiB/);
         return true;

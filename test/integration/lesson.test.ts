@@ -11,7 +11,7 @@ import { chooseAccelerator } from "../../lib/vm/accel";
 import { freePort, RunningVm, startVm } from "../../lib/vm/qemu";
 import { sshRun, SshTarget } from "../../lib/vm/ssh";
 import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
-import { definitions, spec, testKernel } from "../fixtures/disk";
+import { definitions, diskSpec, testKernel } from "../fixtures/disk";
 import { buildRootfs, debianBase } from "../fixtures/rootfs";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 import {
@@ -88,7 +88,7 @@ async function frrDisk(store: ReturnType<typeof sharedTestStore>): Promise<StepR
     },
     { base },
   );
-  return runStep(spec("disk", "frr", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
+  return runStep(diskSpec("frr", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
     store,
     definitions,
     root: PROJECT_ROOT,

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import { BootTest } from "../../lib/components/boot-test";
+import { BootTest, bootTestStepArgs } from "../../lib/components/boot-test";
 import { Template } from "../../lib/components/template";
 import {
   BootTestReport,
@@ -50,14 +50,16 @@ function report(overrides: Partial<BootTestReport> = {}): BootTestReport {
 }
 
 describe("boot test arguments", () => {
-  it("defaults to 1 GiB, 2 CPUs, one NIC, a TCG-sized SSH deadline, the lab's password, KVM when it works", () => {
-    assert.deepStrictEqual(bootTestStep.parseArgs({}), {
+  const complete = bootTestStepArgs({});
+
+  it("BootTest's defaults: 1 GiB, 2 CPUs, one NIC, a TCG-sized SSH deadline, the lab's login, KVM when it works", () => {
+    assert.deepStrictEqual(complete, {
       memoryMiB: 1024,
       cpus: 2,
       nics: 1,
       services: [],
-      hostname: undefined,
-      user: undefined,
+      hostname: null,
+      user: "antidote",
       password: "antidotepassword",
       sshTimeoutSeconds: 120,
       testTimeoutSeconds: 600,
@@ -67,17 +69,29 @@ describe("boot test arguments", () => {
     });
   });
 
+  it("the step fills in nothing: it requires every field", () => {
+    assert.deepStrictEqual(bootTestStep.parseArgs({ ...complete }), complete);
+    for (const field of Object.keys(complete)) {
+      const partial: Record<string, unknown> = { ...complete };
+      delete partial[field];
+      assert.throws(() => bootTestStep.parseArgs(partial as never), new RegExp(`^Error: ${field}: expected`));
+    }
+  });
+
   it("names the field of a bad argument", () => {
     assert.throws(
-      () => bootTestStep.parseArgs({ nics: 0 }),
+      () => bootTestStep.parseArgs({ ...complete, nics: 0 }),
       /^Error: nics: expected a whole number from 1 to 16/,
     );
-    assert.throws(() => bootTestStep.parseArgs({ services: ["ssh; reboot"] }), /^Error: services\[0\]: /);
     assert.throws(
-      () => bootTestStep.parseArgs({ accelerator: "hvf" }),
+      () => bootTestStep.parseArgs({ ...complete, services: ["ssh; reboot"] }),
+      /^Error: services\[0\]: /,
+    );
+    assert.throws(
+      () => bootTestStep.parseArgs({ ...complete, accelerator: "hvf" }),
       /^Error: accelerator: expected one of/,
     );
-    assert.throws(() => bootTestStep.parseArgs({ hostname: "a b" }), /^Error: hostname: /);
+    assert.throws(() => bootTestStep.parseArgs({ ...complete, hostname: "a b" }), /^Error: hostname: /);
   });
 });
 

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { Qcow2Disk } from "../../lib/components/qcow2-disk";
+import { diskStepArgs, Qcow2Disk } from "../../lib/components/qcow2-disk";
 import { Template } from "../../lib/components/template";
 import { bzImageRelease, diskStep, kernelCommandLine } from "../../lib/steps/disk";
 import { diskImportStep } from "../../lib/steps/disk-import";
@@ -85,25 +85,39 @@ describe("disk layout", () => {
 });
 
 describe("disk step arguments and boot configuration", () => {
-  it("defaults to 2 GiB, BIOS + UEFI, no GRUB timeout and no extra parameters", () => {
-    assert.deepStrictEqual(diskStep.parseArgs({}), {
+  const complete = diskStepArgs({});
+
+  it("Qcow2Disk's defaults: 2 GiB, BIOS + UEFI, no GRUB timeout and no extra parameters", () => {
+    assert.deepStrictEqual(complete, {
       sizeBytes: 2048 * MIB,
       kernelCmdline: [],
       uefi: true,
-      grubTimeout: 0,
+      grubTimeoutSeconds: 0,
     });
+  });
+
+  it("the step fills in nothing: it requires every field", () => {
+    assert.deepStrictEqual(diskStep.parseArgs({ ...complete }), complete);
+    for (const field of Object.keys(complete)) {
+      const partial: Record<string, unknown> = { ...complete };
+      delete partial[field];
+      assert.throws(() => diskStep.parseArgs(partial as never), new RegExp(`^Error: ${field}: expected`));
+    }
   });
 
   it("names the field of a bad argument", () => {
     assert.throws(
-      () => diskStep.parseArgs({ sizeBytes: 100 }),
+      () => diskStep.parseArgs({ ...complete, sizeBytes: 100 }),
       /^Error: sizeBytes: expected a whole number of MiB/,
     );
     assert.throws(
-      () => diskStep.parseArgs({ kernelCmdline: ["quiet", "a b"] }),
+      () => diskStep.parseArgs({ ...complete, kernelCmdline: ["quiet", "a b"] }),
       /^Error: kernelCmdline\[1\]: expected a kernel parameter/,
     );
-    assert.throws(() => diskStep.parseArgs({ uefi: "yes" }), /^Error: uefi: expected true or false/);
+    assert.throws(
+      () => diskStep.parseArgs({ ...complete, uefi: "yes" }),
+      /^Error: uefi: expected true or false/,
+    );
   });
 
   it("boots root by PARTUUID with the serial console last, classic NIC names on request, the image's own last", () => {
@@ -116,7 +130,7 @@ describe("disk step arguments and boot configuration", () => {
     const cfg = grubConfig({
       kernel: "/boot/vmlinuz-6.1",
       cmdline: "root=PARTUUID=x ro",
-      timeout: 1,
+      timeoutSeconds: 1,
       title: "t",
     });
     assert.match(cfg, /^serial --unit=0 --speed=115200$/m);
@@ -217,7 +231,7 @@ describe("Qcow2Disk component (Pulumi mocks)", () => {
       sizeBytes: 1024 * MIB,
       kernelCmdline: ["quiet"],
       uefi: true,
-      grubTimeout: 0,
+      grubTimeoutSeconds: 0,
     });
   });
 

@@ -153,7 +153,7 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
   if (typeof sourceDateEpoch !== "number" || !Number.isInteger(sourceDateEpoch) || sourceDateEpoch < 0) {
     throw new StepArgsError("sourceDateEpoch", "whole seconds since 1970", sourceDateEpoch);
   }
-  const archiveState = args.archiveState ?? null;
+  const archiveState = args.archiveState;
   if (archiveState !== null && typeof archiveState !== "string") {
     throw new StepArgsError("archiveState", "a string or null", archiveState);
   }
