@@ -22,6 +22,8 @@ export interface StepOutput {
   /** A ContainerImage's disk (and kernel package) in the stack's bucket (when it has one). */
   diskObject?: string;
   kernelObject?: string;
+  /** An imported disk's original, archived beside it. */
+  originalObject?: string;
 }
 
 /** Image folder → step name → its output. */
@@ -77,7 +79,12 @@ export function loadImages(): ImagesOutput {
           sha256: step.result.sha256,
           size: step.result.size,
           ...(step instanceof ContainerImage
-            ? { reference: step.reference, diskObject: step.diskObject, kernelObject: step.kernelObject }
+            ? {
+                reference: step.reference,
+                diskObject: step.diskObject,
+                kernelObject: step.kernelObject,
+                originalObject: step.originalObject,
+              }
             : {}),
         },
       ]),

@@ -22,6 +22,8 @@ packages=(
   # ContainerImage and the local registry (curl: the registry's readiness check and tests; ping: across a stitched
   # interface)
   docker.io docker-registry iproute2 iptables curl iputils-ping
+  # the registry that requires a login (authenticated pushes): htpasswd
+  apache2-utils
   # remote build hosts test (two sshd on loopback)
   openssh-server
   # npm run lint: shell and Perl scripts
@@ -49,4 +51,5 @@ fi
 
 bash scripts/start-dockerd.sh
 bash scripts/start-registry.sh
+bash scripts/start-registry.sh --login
 echo "setup: ready"

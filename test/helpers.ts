@@ -1,4 +1,4 @@
-import { spawnSync, SpawnSyncReturns } from "child_process";
+import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -43,22 +43,53 @@ export function killWithReaper(pid: number): void {
   process.kill(pid, "SIGKILL");
 }
 
+/** The command line and environment `antidote-images <args>` of the project at `root` runs with (see runCli). */
+function cliInvocation(root: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+  const env = { ...process.env, ...extraEnv };
+  if (!("ANTIDOTE_STORE" in extraEnv)) delete env.ANTIDOTE_STORE;
+  return { argv: [path.join(root, "bin", "antidote-images.js"), ...args], env };
+}
+
 /**
  * Runs `antidote-images <args>` of the project at `root`, in it, as a user would: the stack's config names the store
- * (the `$ANTIDOTE_STORE` a test tier may set is left out).
+ * (the `$ANTIDOTE_STORE` a test tier may set is left out). `env` adds to the environment.
  */
 export function runCli(
   root: string,
   args: string[],
-  options: { timeoutMs: number; killSignal?: NodeJS.Signals },
+  options: { timeoutMs: number; killSignal?: NodeJS.Signals; env?: NodeJS.ProcessEnv },
 ): SpawnSyncReturns<string> {
-  const env = { ...process.env };
-  delete env.ANTIDOTE_STORE;
-  return spawnSync(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
+  const { argv, env } = cliInvocation(root, args, options.env);
+  return spawnSync(process.execPath, argv, {
     cwd: root,
     env,
     encoding: "utf8",
     timeout: options.timeoutMs,
     killSignal: options.killSignal,
+  });
+}
+
+/**
+ * {@link runCli} without blocking this process: for a test that serves the command something itself (the bucket
+ * stand-in). Killed with SIGTERM after `timeoutMs`.
+ */
+export function runCliAsync(
+  root: string,
+  args: string[],
+  options: { timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const { argv, env } = cliInvocation(root, args, options.env);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const timer = setTimeout(() => child.kill("SIGTERM"), options.timeoutMs);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
   });
 }

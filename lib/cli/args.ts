@@ -4,17 +4,26 @@ export class UsageError extends Error {}
 export interface ParsedArgs {
   positional: string[];
   flags: Record<string, string | true>;
+  /** The values of the flags that may be given more than once, in order. */
+  lists: Record<string, string[]>;
 }
 
 /**
  * Parses `--name value`, `--name=value` and bare `--flag`; `-h` is `--help`. `valued` lists the flags that take a
  * value; any flag not in `valued` or `bare`, and any other `-x`, is an error, so a typo never silently does something
- * else (or becomes an image's name). A lone `-` is positional.
+ * else (or becomes an image's name). A lone `-` is positional. `repeated` lists valued flags that may be given more
+ * than once (their values go to `lists`).
  */
-export function parseArgs(argv: string[], valued: string[], bare: string[] = []): ParsedArgs {
+export function parseArgs(
+  argv: string[],
+  valued: string[],
+  bare: string[] = [],
+  repeated: string[] = [],
+): ParsedArgs {
   const positional: string[] = [];
   const flags: Record<string, string | true> = {};
-  const known = () => [...valued, ...bare, "help"].map((f) => `--${f}`).join(", ");
+  const lists: Record<string, string[]> = {};
+  const known = () => [...valued, ...repeated, ...bare, "help"].map((f) => `--${f}`).join(", ");
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "-h") {
@@ -28,10 +37,11 @@ export function parseArgs(argv: string[], valued: string[], bare: string[] = [])
     }
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq < 0 ? undefined : eq);
-    if (valued.includes(name)) {
+    if (valued.includes(name) || repeated.includes(name)) {
       const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
       if (value === undefined || value === "") throw new UsageError(`--${name} needs a value`);
-      flags[name] = value;
+      if (repeated.includes(name)) (lists[name] ??= []).push(value);
+      else flags[name] = value;
     } else if (bare.includes(name) || name === "help") {
       if (eq >= 0) throw new UsageError(`--${name} takes no value`);
       flags[name] = true;
@@ -39,5 +49,5 @@ export function parseArgs(argv: string[], valued: string[], bare: string[] = [])
       throw new UsageError(`unknown option --${name} (known: ${known()})`);
     }
   }
-  return { positional, flags };
+  return { positional, flags, lists };
 }

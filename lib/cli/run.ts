@@ -3,7 +3,7 @@ import { ProgramError, runProgram } from "../runner/local-runner";
 import { findProjectRoot } from "../runner/stack";
 import { parseArgs, UsageError } from "./args";
 
-export const upHelp = `usage: antidote-images up [--stack S] [--jobs N] [--json] [image…]
+export const upHelp = `usage: antidote-images up [--stack S] [--config K=V]… [--jobs N] [--json] [image…]
 
 Runs the Pulumi program (Pulumi.yaml's main, index.ts) as \`pulumi up\` does — through Pulumi's Node.js language
 host, with this command as the engine — and performs every resource for real: each build step runs, or is found
@@ -12,10 +12,12 @@ what depends on it. Shows each step as it goes (image, step, cached/building/bui
 summary; exits 1 if a step failed.
 
 options:
-  --stack S   stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
-  --jobs N    steps to run at once                                 default: 2
-  --json      print the run report as JSON on stdout
-  image…      only these images (and the images they build on)
+  --stack S     stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
+  --config K=V  sets config key K (antidote-images:K when K has no namespace) for this run, over the stack file's;
+                the file is not changed; repeatable; not for secrets
+  --jobs N      steps to run at once                                 default: 2
+  --json        print the run report as JSON on stdout
+  image…        only these images (and the images they build on)
 
 environment:
   ANTIDOTE_REGISTRY_PASSWORD  the stack's antidote-images:registryPassword secret
@@ -23,16 +25,17 @@ environment:
   ANTIDOTE_JOBS               steps building at once on this machine, for every runner and pulumi up (default 2;
                               --jobs sets it for this run's steps)`;
 
-export const planHelp = `usage: antidote-images plan [--stack S] [--json] [image…]
+export const planHelp = `usage: antidote-images plan [--stack S] [--config K=V]… [--json] [image…]
 
 Without building anything (the program as \`pulumi preview\` runs it): every step of every image, its key, and
 whether it is cached or would build; for a step that would build, which input changed since the last build
 recorded for it (a file, an argument, an input step).
 
 options:
-  --stack S   stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
-  --json      print the plan as JSON on stdout
-  image…      only these images (and the images they build on)`;
+  --stack S     stack whose config to use (stacks/Pulumi.<S>.yaml)   default: local
+  --config K=V  sets config key K for this run, over the stack file's (as for up)
+  --json        print the plan as JSON on stdout
+  image…        only these images (and the images they build on)`;
 
 export function upCommand(argv: string[]): Promise<number> {
   return run("up", argv);
@@ -43,7 +46,12 @@ export function planCommand(argv: string[]): Promise<number> {
 }
 
 async function run(mode: "up" | "plan", argv: string[]): Promise<number> {
-  const { positional, flags } = parseArgs(argv, mode === "up" ? ["stack", "jobs"] : ["stack"], ["json"]);
+  const { positional, flags, lists } = parseArgs(
+    argv,
+    mode === "up" ? ["stack", "jobs"] : ["stack"],
+    ["json"],
+    ["config"],
+  );
   if (flags.help) {
     console.log(mode === "up" ? upHelp : planHelp);
     return 0;
@@ -64,6 +72,7 @@ async function run(mode: "up" | "plan", argv: string[]): Promise<number> {
       mode,
       images: positional,
       jobs,
+      config: lists.config,
       onEvent: display.onEvent,
       signal: controller.signal,
     });

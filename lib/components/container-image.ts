@@ -6,6 +6,7 @@ import { ImageMetadata } from "../metadata/schema";
 import { publishSettings, pushImage, uploadToBucket } from "../publishing";
 import { containerStep } from "../steps/container";
 import { Launcher, sharedLauncher } from "./launcher";
+import { Qcow2Disk } from "./qcow2-disk";
 import { BuiltStep, StepComponent } from "./step-command";
 
 export interface ContainerImageArgs {
@@ -55,6 +56,8 @@ export class ContainerImage extends StepComponent {
   readonly diskObject?: string;
   /** Object name of the kernel package in the bucket, when a kernel was given. */
   readonly kernelObject?: string;
+  /** Object name of an imported disk's original in the bucket (`Qcow2Disk.import`). */
+  readonly originalObject?: string;
 
   constructor(name: string, args: ContainerImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("antidote:images:ContainerImage", name, {}, opts);
@@ -106,6 +109,16 @@ export class ContainerImage extends StepComponent {
         dependsOn: gate,
       });
       this.diskObject = diskObject;
+      if (args.disk instanceof Qcow2Disk && args.disk.original) {
+        this.originalObject = this.uploadOriginal(
+          name,
+          image,
+          args.disk,
+          args.disk.original,
+          settings.bucket,
+          gate,
+        );
+      }
       if (args.kernel) this.kernelObject = this.uploadKernel(name, args.kernel, settings.bucket, gate);
     }
     this.registerStepOutputs({
@@ -113,7 +126,28 @@ export class ContainerImage extends StepComponent {
       reference: this.reference,
       diskObject: this.diskObject,
       kernelObject: this.kernelObject,
+      originalObject: this.originalObject,
     });
+  }
+
+  /** The vendor's file an imported disk was converted from, beside the disk, named by its sha256 as the vendor's. */
+  private uploadOriginal(
+    name: string,
+    image: string,
+    disk: BuiltStep,
+    original: { sha256: string; format: string },
+    bucket: string,
+    gate: pulumi.Resource[],
+  ): string {
+    const objectName = `disks/${image}/original/${original.sha256}.${original.format}`;
+    uploadToBucket(this, `${name}-original-upload`, {
+      bucket,
+      objectName,
+      file: disk.result.apply((r) => path.join(r.location, String(r.outputs.original))),
+      sha256: pulumi.output(original.sha256),
+      dependsOn: gate,
+    });
+    return objectName;
   }
 
   private uploadKernel(name: string, kernel: BuiltStep, bucket: string, gate: pulumi.Resource[]): string {

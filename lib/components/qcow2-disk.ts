@@ -61,6 +61,9 @@ export function diskStepArgs(args: Omit<Qcow2DiskArgs, "rootfs" | "kernel" | "im
  * `qemu-system-x86_64 -drive file=disk.qcow2,if=virtio` with no `-kernel`.
  */
 export class Qcow2Disk extends StepComponent {
+  /** An imported disk's original: the file the vendor published, kept in the artifact (`outputs.original`). */
+  readonly original?: { sha256: string; format: DiskFormat };
+
   constructor(
     name: string,
     args: Qcow2DiskArgs | { import: Qcow2DiskImportArgs },
@@ -69,6 +72,7 @@ export class Qcow2Disk extends StepComponent {
     super("antidote:images:Qcow2Disk", name, {}, opts);
     if ("import" in args) {
       const { source, sha256, format, image } = args.import;
+      this.original = { sha256, format };
       const isUrl = /^https?:\/\//i.test(source);
       this.buildStep(name, {
         step: diskImportStep,

@@ -1,10 +1,11 @@
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { capture, ownScratch } from "../exec";
+import { capture } from "../exec";
 import { docker, inspectImage, registryHost, repoDigest, repositoryOf } from "../steps/docker";
 import { bucketObjectPerformer } from "./bucket-resources";
+import { credentialsDir } from "./credentials-dir";
 import { PROVIDER_TIMEOUT_MS, ResourcePerformer } from "./performer";
+
+/** The private docker config directories of pushes (a login's credentials): `<tmp>/antidote-docker-config~…`. */
+export const DOCKER_CONFIG_KIND = "antidote-docker-config";
 
 interface TagInputs {
   sourceImage: string;
@@ -43,9 +44,8 @@ const pushPerformer: ResourcePerformer = {
     const inputs = raw as unknown as RegistryImageInputs;
     const { address, login } = registryAccess(inputs, provider);
     const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
-    const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-docker-config-"));
     // The login's credentials go with the directory, even when this process is killed.
-    const removeConfig = ownScratch(configDir);
+    const { dir: configDir, remove: removeConfig } = credentialsDir(DOCKER_CONFIG_KIND);
     let output: string;
     try {
       if (login) await dockerLogin(configDir, registryHost(inputs.name), login.username, login.password);

@@ -1,5 +1,3 @@
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { CONFIG_NAMESPACE } from "../config-keys";
 import { runLanguageHost } from "../engine/language-host";
@@ -7,7 +5,8 @@ import { Registration, RegistrationResponse } from "../engine/monitor";
 import { containsUnknown, reveal, UNKNOWN } from "../engine/properties";
 import { BuildHost, parseBuildHosts } from "../remote/hosts";
 import { diffSummaries, InputChange, summarizeInputs } from "../keys";
-import { killGroup, ownScratch, spawnChild } from "../exec";
+import { killGroup, spawnChild } from "../exec";
+import { credentialsDir } from "./credentials-dir";
 import { resourcePerformers } from "./docker-resources";
 import { ResourcePerformer } from "./performer";
 import { failureFromOutput, formatFailure, startsFailureReport, stepSubject } from "../steps/failure";
@@ -19,7 +18,7 @@ import { defaultStoreDir, LocalStore } from "../store/local";
 import { Semaphore } from "./semaphore";
 import { describeConnection, RemoteConnection, sshArgv } from "./ssh";
 import { readProject } from "../engine/project";
-import { loadStack, openStackStore } from "./stack";
+import { loadStack, openStackStore, overrideConfig } from "./stack";
 
 /** Where a step stands in a run. */
 export type StepStatus = "queued" | "building" | "cached" | "built" | "failed" | "skipped" | "would-build";
@@ -60,6 +59,8 @@ export interface RunOptions {
   images?: string[];
   /** Steps run at once. @default 2 */
   jobs?: number;
+  /** `key=value` settings over the stack file's, for this run only ({@link overrideConfig}). @default [] */
+  config?: string[];
   onEvent?: (event: RunEvent) => void;
   /** Stops the run: running steps are sent SIGTERM, queued ones are skipped. */
   signal?: AbortSignal;
@@ -87,6 +88,7 @@ export interface RunReport {
 export async function runProgram(options: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const stack = loadStack(options.root, options.stack);
+  overrideConfig(stack, options.config ?? []);
   // A store path that cannot be a store fails here, naming its config key, not inside the program's registrations.
   openStackStore(stack);
   if (options.images && options.images.length > 0) {
@@ -121,8 +123,7 @@ export async function runProgram(options: RunOptions): Promise<RunReport> {
     return slots;
   };
   // Key and known-hosts files for ssh, private to this run.
-  const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "antidote-ssh-"));
-  const removeSecrets = ownScratch(secrets);
+  const { dir: secrets, remove: removeSecrets } = credentialsDir("antidote-ssh");
   const running = new Set<number>();
   options.signal?.addEventListener("abort", () => running.forEach((pgid) => killGroup(pgid, "SIGTERM")));
   const emit = (event: RunEvent) => options.onEvent?.(event);

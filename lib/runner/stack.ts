@@ -83,6 +83,30 @@ export function loadStack(root: string, stack: string, env: NodeJS.ProcessEnv = 
   return { root, project: project.name, stack, config, secretKeys, file: path.relative(root, file) };
 }
 
+/**
+ * Sets `key=value` settings (`--config`) over the stack file's, for this run only: unlike `pulumi up --config`, which
+ * also writes them into the stack file, the file stays as it is. A key without a namespace is the project's.
+ * Structured values are given as JSON, as the file's are held. Secrets are refused: a command line is visible to
+ * every user of the machine; they come from their variables.
+ */
+export function overrideConfig(stack: StackContext, settings: string[]): void {
+  for (const setting of settings) {
+    const eq = setting.indexOf("=");
+    if (eq <= 0) throw new Error(`--config ${setting}: expected key=value`);
+    const name = setting.slice(0, eq);
+    const key = name.includes(":") ? name : `${stack.project}:${name}`;
+    const [namespace, short] = key.split(":");
+    const variable = namespace === CONFIG_NAMESPACE ? SECRET_CONFIG_ENV[short] : undefined;
+    if (variable) {
+      throw new Error(
+        `--config ${key}: a secret is never given on the command line (every user of the machine sees it); ` +
+          `set $${variable}`,
+      );
+    }
+    stack.config[key] = setting.slice(eq + 1);
+  }
+}
+
 /** The artifact store a stack's steps use: its `antidote-images:store` config, else the default. */
 export function stackStore(root: string, stack: string): LocalStore {
   return openStackStore(loadStack(root, stack));

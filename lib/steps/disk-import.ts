@@ -20,11 +20,13 @@ export interface DiskImportArgs {
 /**
  * Imports a vendor's disk image (vmdk, vdi, raw, qcow2): fetches or reads it, refuses it unless its sha256 is the
  * declared one, converts it to a compressed qcow2 and records where it came from. Like a fixed-output derivation in
- * Nix, the declared checksum is what pins the content, so the key does not hash the (large) file itself.
+ * Nix, the declared checksum is what pins the content, so the key does not hash the (large) file itself. The
+ * original is kept in the artifact too (`outputs.original`), for the stack's bucket to archive: vendors withdraw
+ * old releases.
  */
 export const diskImportStep: StepDefinition<DiskImportArgs> = {
   kind: "disk-import",
-  version: 1,
+  version: 2,
   parseArgs(raw: Json): DiskImportArgs {
     const args = argsObject(raw);
     if (typeof args.source !== "string" || args.source === "") {
@@ -47,15 +49,17 @@ export const diskImportStep: StepDefinition<DiskImportArgs> = {
 async function importDisk(ctx: StepContext<DiskImportArgs>) {
   const { source, format } = ctx.args;
   const isUrl = /^https?:\/\//i.test(source);
-  let file: string;
+  // The original goes into the artifact as it is: downloaded there, or copied (a reflink where the file system can).
+  const original = `original.${format}`;
+  const file = path.join(ctx.out, original);
   let actual: string;
   if (isUrl) {
     ctx.log.progress(`${ctx.spec.image}: downloading ${source}`);
-    file = path.join(ctx.work, `source.${format}`);
     actual = await download(source, file, ctx.signal);
   } else {
-    file = path.resolve(source);
-    if (!fs.existsSync(file)) throw new Error(`the image to import does not exist: ${file}`);
+    const given = path.resolve(source);
+    if (!fs.existsSync(given)) throw new Error(`the image to import does not exist: ${given}`);
+    fs.copyFileSync(given, file, fs.constants.COPYFILE_FICLONE);
     actual = await sha256File(file);
   }
   if (actual !== ctx.args.sha256) {
@@ -75,6 +79,7 @@ async function importDisk(ctx: StepContext<DiskImportArgs>) {
       sha256: await sha256File(output),
       virtualSize: info.virtualSize,
       sizeOnDisk: info.sizeOnDisk,
+      original,
       provenance: { source, sha256: actual, format, sourceBytes: fs.statSync(file).size } as Record<
         string,
         Json

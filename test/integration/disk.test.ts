@@ -235,6 +235,9 @@ describe("disk import", () => {
       sourceBytes: fs.statSync(vmdk).size,
     });
     assert.strictEqual(result.outputs.virtualSize, 16 * MIB);
+    // The vendor's file itself is kept, for the stack's bucket to archive.
+    assert.strictEqual(result.outputs.original, "original.vmdk");
+    assert.ok(fs.readFileSync(path.join(result.location, "original.vmdk")).equals(fs.readFileSync(vmdk)));
   });
 
   it("fetches an http URL (here from loopback) and checks it the same way", async () => {
@@ -247,6 +250,7 @@ describe("disk import", () => {
         store,
       );
       execFileSync("qemu-img", ["compare", "-f", "vmdk", "-F", "qcow2", vmdk, result.primary]);
+      assert.ok(fs.readFileSync(path.join(result.location, "original.vmdk")).equals(fs.readFileSync(vmdk)));
     } finally {
       server.close();
     }

@@ -36,7 +36,7 @@ describe("the antidote-images command", () => {
     assert.strictEqual(typo.status, 2);
     assert.match(
       typo.stderr,
-      /^antidote-images plan: unknown option -j \(known: --stack, --json, --help, -h\)/,
+      /^antidote-images plan: unknown option -j \(known: --stack, --config, --json, --help, -h\)/,
     );
   });
 

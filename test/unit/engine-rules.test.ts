@@ -5,7 +5,7 @@ import * as path from "path";
 import { Json, stepKey } from "../../lib/keys";
 import { parseDuration } from "../../lib/engine/monitor";
 import { resourcePerformers } from "../../lib/runner/docker-resources";
-import { loadStack } from "../../lib/runner/stack";
+import { loadStack, overrideConfig } from "../../lib/runner/stack";
 import { archiveStep } from "../../lib/steps/archive";
 import { runStep } from "../../lib/steps/run";
 import { StepSpec } from "../../lib/steps/step";
@@ -186,5 +186,32 @@ describe("engine rules: secrets for the local runner", () => {
       () => loadStack(root, "ci", {}),
       /stack 'ci': antidote-images:registryPassword is a secret \(secure: in Pulumi\.ci\.yaml\).*\$ANTIDOTE_REGISTRY_PASSWORD/,
     );
+  });
+
+  it("sets --config values over the stack file's for the run, without touching the file, and refuses a secret there", () => {
+    const root = stackWith("  antidote-images:registry: docker.io/antidotelabs\n");
+    const before = fs.readFileSync(path.join(root, "Pulumi.ci.yaml"), "utf8");
+    const stack = loadStack(root, "ci", {});
+    overrideConfig(stack, [
+      "antidote-images:registry=127.0.0.1:5443/nightly",
+      "bucket=b=1",
+      'images=["hello"]',
+    ]);
+    assert.strictEqual(stack.config["antidote-images:registry"], "127.0.0.1:5443/nightly");
+    assert.strictEqual(
+      stack.config["antidote-images:bucket"],
+      "b=1",
+      "a key without namespace is the project's",
+    );
+    assert.strictEqual(stack.config["antidote-images:images"], '["hello"]');
+    assert.strictEqual(fs.readFileSync(path.join(root, "Pulumi.ci.yaml"), "utf8"), before);
+    assert.throws(
+      () => overrideConfig(stack, ["registryPassword=hunter2"]),
+      (err: Error) =>
+        /--config antidote-images:registryPassword: a secret is never given on the command line.*\$ANTIDOTE_REGISTRY_PASSWORD/.test(
+          err.message,
+        ) && !err.message.includes("hunter2"),
+    );
+    assert.throws(() => overrideConfig(stack, ["=x"]), /--config =x: expected key=value/);
   });
 });
