@@ -68,7 +68,7 @@ function nightlyProject(): string {
       "});",
       "const bootTest = new BootTest(",
       '  "lab-broken-boot-test",',
-      '  { disk, image: "lab-broken", timeout: 15, user: "antidote", hostname: "lab-broken" },',
+      '  { disk, image: "lab-broken", sshTimeoutSeconds: 15, user: "antidote", hostname: "lab-broken" },',
       ");",
       "export const container = new ContainerImage(",
       '  "lab-broken-container",',
