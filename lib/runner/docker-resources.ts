@@ -43,26 +43,32 @@ const pushPerformer: ResourcePerformer = {
   async perform(raw, { timeoutMs = PROVIDER_TIMEOUT_MS, provider } = {}) {
     const inputs = raw as unknown as RegistryImageInputs;
     const { address, login } = registryAccess(inputs, provider);
-    const before = await repoDigest(inputs.name, repositoryOf(inputs.name));
     // The login's credentials go with the directory, even when this process is killed.
     const { dir: configDir, remove: removeConfig } = credentialsDir(DOCKER_CONFIG_KIND);
-    let output: string;
+    let before: { digest?: string } | undefined;
     try {
       if (login) await dockerLogin(configDir, registryHost(inputs.name), login.username, login.password);
+      // What the registry's tag names now: dockerd's own record (RepoDigests, one per repository, not per tag)
+      // cannot tell, as a push of the same image under another tag of the repository records it too.
+      before = await registryManifest(configDir, inputs.name, address);
       // A key tag never moves: it names one build of that key for good. An image built again (dockerd lost it) has
       // the same layers but a config of its own, and pushing it would re-point the tag; the registry's stays.
-      const published = isKeyTag(inputs) ? await registryDigest(configDir, inputs.name, address) : undefined;
-      if (published) return { outputs: { sha256Digest: published }, changed: false };
+      if (before && isKeyTag(inputs)) {
+        if (!before.digest) {
+          throw new Error(
+            `${inputs.name} in the registry is a manifest list, not the image its key names; a key tag never moves`,
+          );
+        }
+        return { outputs: { sha256Digest: before.digest }, changed: false };
+      }
       // The registry skips layers it already has; a large disk layer over a slow link takes long (PUBLISH_TIMEOUTS).
-      output = await docker(["--config", configDir, "push", inputs.name], { timeoutMs });
+      await docker(["--config", configDir, "push", inputs.name], { timeoutMs });
     } finally {
       removeConfig();
     }
     const digest = await repoDigest(inputs.name, repositoryOf(inputs.name));
     if (!digest) throw new Error(`pushed ${inputs.name} but dockerd recorded no digest for it`);
-    // Nothing uploaded ("Layer already exists" for each) and the same manifest as before: the registry had it all.
-    const changed = digest !== before || /: (Pushed|Mounted from .*)$/m.test(output);
-    return { outputs: { sha256Digest: digest }, changed };
+    return { outputs: { sha256Digest: digest }, changed: digest !== before?.digest };
   },
 };
 
@@ -73,10 +79,15 @@ function isKeyTag(inputs: RegistryImageInputs): boolean {
 }
 
 /**
- * The digest the registry serves for `name`, or undefined when it has no such tag: `docker manifest inspect`, over
- * plain HTTP when the provider's address says so (as the provider reads digests).
+ * The manifest the registry serves for `name` (its digest; none for a manifest list), or undefined when it has no
+ * such tag: `docker manifest inspect`, over plain HTTP when the provider's address says so (as the provider reads
+ * digests).
  */
-async function registryDigest(configDir: string, name: string, address: string): Promise<string | undefined> {
+async function registryManifest(
+  configDir: string,
+  name: string,
+  address: string,
+): Promise<{ digest?: string } | undefined> {
   const insecure = address.startsWith("http://") ? ["--insecure"] : [];
   let inspected: string;
   try {
@@ -86,13 +97,7 @@ async function registryDigest(configDir: string, name: string, address: string):
     throw err;
   }
   const manifest = JSON.parse(inspected) as { Descriptor?: { digest?: string } } | unknown[];
-  const digest = Array.isArray(manifest) ? undefined : manifest.Descriptor?.digest;
-  if (!digest) {
-    throw new Error(
-      `${name} in the registry is a manifest list, not the image its key names; a key tag never moves`,
-    );
-  }
-  return digest;
+  return { digest: Array.isArray(manifest) ? undefined : manifest.Descriptor?.digest };
 }
 
 /**

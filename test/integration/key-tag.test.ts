@@ -104,5 +104,30 @@ describe("a key tag never moves (real dockerd and registry)", function () {
     );
     assert.strictEqual(republished.outputs.sha256Digest, digest);
     assert.strictEqual(republished.changed, false, "nothing changed in the registry");
+
+    // A moving tag re-pointed is a change, though every layer was there and dockerd had recorded the image's digest
+    // (pushed under its other tag first): the registry's tag said otherwise before the push.
+    const push = (name: string) =>
+      resourcePerformers["docker:index/registryImage:RegistryImage"].perform(
+        { name, keepRemotely: true, triggers: { key: again.key } },
+        { provider: PROVIDER },
+      );
+    const moving = `${REGISTRY}/${REPOSITORY}:moving-${process.pid}`;
+    const otherKey = `${REGISTRY}/${REPOSITORY}:other-${process.pid}`;
+    local.push(moving, otherKey);
+    sh("docker", ["tag", source, moving]);
+    const movingDigest = String((await push(moving)).outputs.sha256Digest);
+    // Another image of the repository (a label more), pushed under its own tag first, then under the moving one.
+    execFileSync("docker", ["build", "-q", "-t", otherKey, "-"], {
+      input: `FROM ${source}\nLABEL moved="${process.pid}"\n`,
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    const otherDigest = String((await push(otherKey)).outputs.sha256Digest);
+    assert.notStrictEqual(otherDigest, movingDigest);
+    sh("docker", ["tag", otherKey, moving]);
+    const repointed = await push(moving);
+    assert.strictEqual(registryDigest(`moving-${process.pid}`), otherDigest);
+    assert.strictEqual(repointed.changed, true, "the moving tag now names another manifest");
+    assert.strictEqual((await push(moving)).changed, false, "pushed again: nothing changed");
   });
 });
