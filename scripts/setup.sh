@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(
   # build steps and tests
   ca-certificates git zstd xz-utils
-  # Rootfs
-  debootstrap mmdebstrap debian-archive-keyring
+  # Rootfs (ansible: a `playbook` runs through its community.general.chroot connection, which ansible-core lacks)
+  debootstrap mmdebstrap debian-archive-keyring ansible
   # Kernel
   linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev ccache cpio dwarves kmod rsync
   debhelper-compat fakeroot dpkg-dev busybox-static
