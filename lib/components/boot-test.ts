@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { ImageMetadata } from "../metadata/schema";
 import { bootTestScriptFiles, bootTestStep, TEST_SCRIPT_ROLE } from "../steps/boot-test";
 import { BuiltStep, StepComponent } from "./step-command";
 
@@ -31,6 +32,25 @@ export interface BootTestArgs {
   firmware?: "bios" | "uefi";
   /** Image the test belongs to. @default the component's name */
   image?: string;
+}
+
+/**
+ * What an image's metadata says about its boot test: login, resources, NICs, services, the boot-time budget and
+ * KVM when the image requires it (else KVM when it works here, TCG otherwise).
+ */
+export function bootTestArgsFromMetadata(
+  metadata: ImageMetadata,
+): Pick<BootTestArgs, "memory" | "cpus" | "nics" | "services" | "user" | "password" | "timeout" | "accelerator"> {
+  return {
+    memory: metadata.resources.memoryMiB,
+    cpus: metadata.resources.cpus,
+    nics: metadata.interfaces.length,
+    services: metadata.services,
+    user: metadata.credentials.username,
+    password: metadata.credentials.password,
+    timeout: metadata.boot?.timeoutSeconds,
+    accelerator: metadata.boot?.requiresKvm ? "kvm" : undefined,
+  };
 }
 
 /**

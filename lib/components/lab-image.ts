@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { loadMetadata } from "../metadata/metadata";
 import { ImageMetadata } from "../metadata/schema";
-import { BootTest, BootTestArgs } from "./boot-test";
+import { BootTest, BootTestArgs, bootTestArgsFromMetadata } from "./boot-test";
 import { ContainerImage, ContainerImageArgs } from "./container-image";
 import { Kernel } from "./kernel";
 import { Qcow2Disk, Qcow2DiskArgs } from "./qcow2-disk";
@@ -124,12 +124,7 @@ export class LabImage extends pulumi.ComponentResource {
     this.bootTest = new BootTest(
       `${name}-boot-test`,
       {
-        memory: this.metadata.resources.memoryMiB,
-        cpus: this.metadata.resources.cpus,
-        nics: this.metadata.interfaces.length,
-        services: this.metadata.services,
-        user: username,
-        password,
+        ...bootTestArgsFromMetadata(this.metadata),
         ...args.bootTest,
         image: name,
         disk: this.disk,

@@ -7,6 +7,7 @@ import { Json, sha256File } from "../keys";
 import { MIB } from "../vm/layout";
 import { convertToCompressedQcow2, DISK_FORMATS, DiskFormat, diskImageInfo } from "../vm/qemu-img";
 import { DISK_FILE } from "./disk";
+import { DiskProvisioning, parseDiskProvisioning, provisionDisk, requireLibguestfs } from "./disk-provision";
 import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
 
 export interface DiskImportArgs {
@@ -15,6 +16,8 @@ export interface DiskImportArgs {
   /** sha256 the vendor publishes for the file: what makes the import reproducible. */
   sha256: string;
   format: DiskFormat;
+  /** Applied offline after conversion (Linux-based disks). Absent, not null, when none: other keys stay as they were. */
+  provision?: DiskProvisioning;
 }
 
 /**
@@ -39,13 +42,20 @@ export const diskImportStep: StepDefinition<DiskImportArgs> = {
     if (typeof args.format !== "string" || !(DISK_FORMATS as readonly string[]).includes(args.format)) {
       throw new StepArgsError("format", `one of ${DISK_FORMATS.join(", ")}`, args.format);
     }
-    return { source: args.source, sha256: args.sha256, format: args.format as DiskFormat };
+    const provision = args.provision === undefined ? undefined : parseDiskProvisioning(args.provision);
+    return {
+      source: args.source,
+      sha256: args.sha256,
+      format: args.format as DiskFormat,
+      ...(provision ? { provision } : {}),
+    };
   },
   run: importDisk,
 };
 
 async function importDisk(ctx: StepContext<DiskImportArgs>) {
   const { source, format } = ctx.args;
+  if (ctx.args.provision) requireLibguestfs();
   const isUrl = /^https?:\/\//i.test(source);
   let file: string;
   let actual: string;
@@ -65,9 +75,20 @@ async function importDisk(ctx: StepContext<DiskImportArgs>) {
     );
   }
   const sourceInfo = await diskImageInfo(ctx.log, file, format);
-  ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
   const output = path.join(ctx.out, DISK_FILE);
-  await convertToCompressedQcow2(ctx.log, file, format, output);
+  const { provision } = ctx.args;
+  if (provision) {
+    // Customized on a plain qcow2 copy (the source is never written), then compressed.
+    const customized = path.join(ctx.work, "customized.qcow2");
+    ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
+    await ctx.log.exec("qemu-img", ["convert", "-f", format, "-O", "qcow2", file, customized]);
+    ctx.log.progress(`${ctx.spec.image}: provisioning the disk (virt-customize)`);
+    await provisionDisk(ctx.log, customized, "qcow2", provision, ctx.files, ctx.work);
+    await convertToCompressedQcow2(ctx.log, customized, "qcow2", output);
+  } else {
+    ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
+    await convertToCompressedQcow2(ctx.log, file, format, output);
+  }
   const info = await diskImageInfo(ctx.log, output, "qcow2");
   return {
     primary: DISK_FILE,

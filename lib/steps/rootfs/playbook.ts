@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
+import { requireProgram } from "../../exec";
 import { StepLog } from "../log";
 import { ImageTree, TreeCommandError } from "./tree";
 
@@ -40,15 +41,7 @@ export function playbookRole(playbook: string): string {
 
 /** Fails early, before minutes of bootstrap, when this build host cannot run a playbook. */
 export function requireAnsible(env: NodeJS.ProcessEnv = process.env): void {
-  const found = (env.PATH ?? "")
-    .split(":")
-    .some((dir) => dir !== "" && fs.statSync(path.join(dir, "ansible-playbook"), { throwIfNoEntry: false })?.isFile());
-  if (!found) {
-    throw new Error(
-      "the image has a playbook, but ansible-playbook is not installed on this build host " +
-        "(Debian's package 'ansible', which scripts/setup.sh installs)",
-    );
-  }
+  requireProgram("ansible-playbook", "ansible", "the image has a playbook", env);
 }
 
 /** Copies the playbook's folder, from its input roles, to `dir`; returns the staged playbook's path. */
