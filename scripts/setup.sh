@@ -15,6 +15,9 @@ packages=(
   debhelper-compat fakeroot dpkg-dev busybox-static
   # Qcow2Disk
   qemu-utils e2fsprogs fdisk grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools ovmf
+  # Qcow2Disk.import's provisioning: virt-customize, whose appliance boots the host's kernel from /boot (a container
+  # or a minimal host may have none: linux-image-amd64 puts one there)
+  libguestfs-tools linux-image-amd64
   # BootTest (procps: pgrep, with which the tests check that no QEMU is left)
   qemu-system-x86 openssh-client sshpass procps
   # catalog page test

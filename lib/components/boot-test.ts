@@ -40,7 +40,10 @@ export interface BootTestArgs {
  */
 export function bootTestArgsFromMetadata(
   metadata: ImageMetadata,
-): Pick<BootTestArgs, "memory" | "cpus" | "nics" | "services" | "user" | "password" | "timeout" | "accelerator"> {
+): Pick<
+  BootTestArgs,
+  "memory" | "cpus" | "nics" | "services" | "user" | "password" | "timeout" | "accelerator"
+> {
   return {
     memory: metadata.resources.memoryMiB,
     cpus: metadata.resources.cpus,

@@ -77,7 +77,9 @@ export function diskProvisioningInputs(
   args: DiskProvisioningArgs,
 ): { provision: DiskProvisioning; files: Record<string, string> } {
   const fail = (field: string, expected: string, got: unknown): never => {
-    throw new Error(`${image}: ${name}: bad argument ${new StepArgsError(`provision.${field}`, expected, got).message}`);
+    throw new Error(
+      `${image}: ${name}: bad argument ${new StepArgsError(`provision.${field}`, expected, got).message}`,
+    );
   };
   if (args.user !== undefined && (typeof args.password !== "string" || args.password === "")) {
     fail("password", "the login user's password (with user)", "(nothing)");
@@ -100,7 +102,8 @@ export function diskProvisioningInputs(
         fail(`files[${i}].source`, "an existing file", file.source);
       const role = provisionedFileRole(i);
       files[role] = file.source;
-      const mode = typeof file.mode === "number" ? file.mode.toString(8).padStart(4, "0") : (file.mode ?? "0644");
+      const mode =
+        typeof file.mode === "number" ? file.mode.toString(8).padStart(4, "0") : (file.mode ?? "0644");
       return { role, path: file.path, mode };
     }),
     firstBoot: args.firstBoot ?? null,

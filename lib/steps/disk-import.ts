@@ -80,13 +80,17 @@ async function importDisk(ctx: StepContext<DiskImportArgs>) {
   if (provision) {
     // Customized on a plain qcow2 copy (the source is never written), then compressed.
     const customized = path.join(ctx.work, "customized.qcow2");
-    ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
+    ctx.log.progress(
+      `${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`,
+    );
     await ctx.log.exec("qemu-img", ["convert", "-f", format, "-O", "qcow2", file, customized]);
     ctx.log.progress(`${ctx.spec.image}: provisioning the disk (virt-customize)`);
     await provisionDisk(ctx.log, customized, "qcow2", provision, ctx.files, ctx.work);
     await convertToCompressedQcow2(ctx.log, customized, "qcow2", output);
   } else {
-    ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
+    ctx.log.progress(
+      `${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`,
+    );
     await convertToCompressedQcow2(ctx.log, file, format, output);
   }
   const info = await diskImageInfo(ctx.log, output, "qcow2");

@@ -43,7 +43,11 @@ export function parseDiskProvisioning(raw: Json): DiskProvisioning {
     if (typeof u.name !== "string" || !USER_NAME.test(u.name))
       throw new StepArgsError("provision.user.name", "a user name like 'admin'", u.name);
     if (typeof u.passwordHash !== "string" || !isCryptHash(u.passwordHash))
-      throw new StepArgsError("provision.user.passwordHash", "a sha512-crypt or yescrypt hash", "(not shown)");
+      throw new StepArgsError(
+        "provision.user.passwordHash",
+        "a sha512-crypt or yescrypt hash",
+        "(not shown)",
+      );
     if (typeof u.sudo !== "boolean") throw new StepArgsError("provision.user.sudo", "true or false", u.sudo);
     user = { name: u.name, passwordHash: u.passwordHash, sudo: u.sudo };
   }
@@ -56,7 +60,12 @@ export function parseDiskProvisioning(raw: Json): DiskProvisioning {
     if (typeof file.role !== "string" || !FILE_ROLE.test(file.role))
       throw new StepArgsError(`${field}.role`, "a role 'provision/file/<n>'", file.role);
     const target = file.path;
-    if (typeof target !== "string" || !target.startsWith("/") || target.endsWith("/") || target.includes("/../"))
+    if (
+      typeof target !== "string" ||
+      !target.startsWith("/") ||
+      target.endsWith("/") ||
+      target.includes("/../")
+    )
       throw new StepArgsError(`${field}.path`, "an absolute file path without '..'", target);
     if (typeof file.mode !== "string" || !FILE_MODE.test(file.mode))
       throw new StepArgsError(`${field}.mode`, 'an octal mode like "0644"', file.mode);
@@ -142,9 +151,7 @@ export async function provisionDisk(
     );
   }
   if (p.firstBoot) operations.push("--firstboot-command", p.firstBoot);
-  await log.exec(
-    "virt-customize",
-    ["--add", disk, "--format", format, "--no-network", ...operations],
-    { env: { LIBGUESTFS_BACKEND: "direct" } },
-  );
+  await log.exec("virt-customize", ["--format", format, "--add", disk, "--no-network", ...operations], {
+    env: { LIBGUESTFS_BACKEND: "direct" },
+  });
 }

@@ -28,7 +28,9 @@ describe("a vendor image imported with provisioning (examples/vendor-linux, real
     const dir = path.join(root, "images", "vendor-linux");
     fs.cpSync(path.join(PROJECT_ROOT, "examples", "vendor-linux"), dir, { recursive: true });
     fs.copyFileSync(source.primary, path.join(dir, "vendor.qcow2"));
-    const sha256 = execFileSync("sha256sum", [path.join(dir, "vendor.qcow2")]).toString().split(" ")[0];
+    const sha256 = execFileSync("sha256sum", [path.join(dir, "vendor.qcow2")])
+      .toString()
+      .split(" ")[0];
     fs.writeFileSync(
       path.join(dir, "vendor.json"),
       JSON.stringify({ source: "vendor.qcow2", sha256, format: "qcow2" }),

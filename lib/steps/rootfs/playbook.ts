@@ -23,7 +23,9 @@ export function playbookFiles(playbook: string): Record<string, string> | string
   }
   const files: Record<string, string> = {};
   const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const entry of fs
+      .readdirSync(dir, { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const file = path.join(dir, entry.name);
       const stat = fs.statSync(file, { throwIfNoEntry: false });
       if (stat?.isDirectory()) walk(file);
