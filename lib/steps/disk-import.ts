@@ -27,7 +27,7 @@ export interface DiskImportArgs {
  */
 export const diskImportStep: StepDefinition<DiskImportArgs> = {
   kind: "disk-import",
-  version: 1,
+  version: 2,
   parseArgs(raw: Json): DiskImportArgs {
     const args = argsObject(raw);
     if (typeof args.source !== "string" || args.source === "") {

@@ -115,6 +115,9 @@ export function provisioningScript(p: DiskProvisioning): string {
         "-e '1i KbdInteractiveAuthentication yes' /etc/ssh/sshd_config",
     );
   }
+  // virt-customize gave a disk without a machine id one, and a random seed, before this script: every VM of the disk
+  // would share them. Empty, systemd makes a machine id at each VM's first boot (as finalize.sh leaves our images).
+  lines.push(": >/etc/machine-id", "rm -f /var/lib/systemd/random-seed");
   return lines.join("\n") + "\n";
 }
 

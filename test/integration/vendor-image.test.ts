@@ -4,7 +4,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { RunReport } from "../../lib/runner/local-runner";
 import { BootTestReport } from "../../lib/steps/boot-test";
-import { debianBaseDisk } from "../fixtures/disk";
+import { LocalStore } from "../../lib/store/local";
+import { runStep, StepFailure } from "../../lib/steps/run";
+import { debianBaseDisk, definitions, spec } from "../fixtures/disk";
 import { PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
 
 /**
@@ -62,5 +64,35 @@ describe("a vendor image imported with provisioning (examples/vendor-linux, real
     const disk = steps["vendor-linux-disk"].result!;
     const record = fs.readFileSync(path.join(disk.location, "meta.json"), "utf8");
     assert.ok(!record.includes("netops-lab-pw"), "the disk's record holds the hash, not the password");
+  });
+
+  it("fails naming what virt-customize found on a disk with no system on it, leaving no artifact", async function () {
+    const dir = tempDir("vendor-blank");
+    const blank = path.join(dir, "blank.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", blank, "64M"]);
+    const sha256 = execFileSync("sha256sum", [blank]).toString().split(" ")[0];
+    const store = new LocalStore(tempDir("vendor-blank-store"));
+    const args = {
+      source: blank,
+      sha256,
+      format: "qcow2",
+      provision: { user: null, sshPasswordLogin: true, files: [], firstBoot: null },
+    };
+    const failure = await runStep(spec("disk-import", "vendor-blank", args), {
+      store,
+      definitions,
+      root: PROJECT_ROOT,
+      progress: () => {},
+    }).then(
+      () => assert.fail("the import succeeded"),
+      (err: unknown) => err,
+    );
+    assert.ok(failure instanceof StepFailure, String(failure));
+    assert.match(
+      failure.message,
+      /^vendor-blank: step vendor-blank \(disk-import\) failed: virt-customize: error: no operating systems/,
+    );
+    assert.ok(failure.log && fs.existsSync(failure.log));
+    assert.strictEqual(await store.has(spec("disk-import", "vendor-blank", args).key), false);
   });
 });
