@@ -3,19 +3,11 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { StepFailure } from "../../lib/steps/run";
-import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
+import { PROJECT_ROOT, rootfsBuildMounts, sharedTestStore, tempDir } from "../helpers";
 import { buildRootfs, BuiltRootfs, debianBase } from "../fixtures/rootfs";
 
 function readEntry(tarball: string, file: string): string {
   return execFileSync("tar", ["--zstd", "-xOf", tarball, `./${file}`]).toString();
-}
-
-/** Mounts a rootfs build left anywhere under its scratch directory, as the host sees them. */
-function buildMounts(): string[] {
-  return fs
-    .readFileSync("/proc/mounts", "utf8")
-    .split("\n")
-    .filter((line) => line.includes("antidote-rootfs-"));
 }
 
 describe("Rootfs with an Ansible playbook (real ansible-playbook, chroot connection)", function () {
@@ -103,6 +95,6 @@ describe("Rootfs with an Ansible playbook (real ansible-playbook, chroot connect
     );
     assert.ok(failure.log && fs.existsSync(failure.log), `the log is at ${failure.log}`);
     assert.match(fs.readFileSync(failure.log, "utf8"), /TASK \[Check the banner names the lab\]/);
-    assert.deepStrictEqual(buildMounts(), []);
+    assert.deepStrictEqual(rootfsBuildMounts(), []);
   });
 });

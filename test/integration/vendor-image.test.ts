@@ -7,7 +7,7 @@ import { BootTestReport } from "../../lib/steps/boot-test";
 import { LocalStore } from "../../lib/store/local";
 import { runStep, StepFailure } from "../../lib/steps/run";
 import { debianBaseDisk, definitions, spec } from "../fixtures/disk";
-import { PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
+import { processesMatching, PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
 
 /**
  * The example vendor image (examples/vendor-linux) as an author uses it: copied into a project's images/, with
@@ -64,6 +64,49 @@ describe("a vendor image imported with provisioning (examples/vendor-linux, real
     const disk = steps["vendor-linux-disk"].result!;
     const record = fs.readFileSync(path.join(disk.location, "meta.json"), "utf8");
     assert.ok(!record.includes("netops-lab-pw"), "the disk's record holds the hash, not the password");
+  });
+
+  it("stopped while virt-customize works: no artifact, no virt-customize or appliance QEMU left", async function () {
+    const { disk: source } = await debianBaseDisk(sharedTestStore());
+    const store = new LocalStore(tempDir("vendor-stop-store"));
+    const args = {
+      source: source.primary,
+      sha256: source.sha256,
+      format: "qcow2",
+      provision: { user: null, sshPasswordLogin: true, files: [], firstBoot: null },
+    };
+    const s = spec("disk-import", "vendor-stopped", args);
+    const controller = new AbortController();
+    let appliance: string[] = [];
+    const failure = await runStep(s, {
+      store,
+      definitions,
+      root: PROJECT_ROOT,
+      signal: controller.signal,
+      // Stopped once the appliance VM runs (it takes 30 s or more to boot under TCG).
+      progress: (line) => {
+        if (!line.includes("provisioning the disk")) return;
+        const poll = setInterval(() => {
+          appliance = processesMatching(store.location);
+          if (appliance.some((p) => p.includes("qemu-system"))) {
+            clearInterval(poll);
+            controller.abort();
+          }
+        }, 500);
+      },
+    }).then(
+      () => assert.fail("the import finished before it could be stopped"),
+      (err: unknown) => err,
+    );
+    assert.ok(failure instanceof StepFailure && /was interrupted/.test(failure.message), String(failure));
+    assert.ok(appliance.length > 0, "the appliance was running when the step was stopped");
+    assert.strictEqual(await store.has(s.key), false);
+    // The appliance's QEMU is libguestfs's child, in a process group of its own: it must go with the step too.
+    const deadline = Date.now() + 15_000;
+    while (processesMatching(store.location).length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.deepStrictEqual(processesMatching(store.location), []);
   });
 
   it("fails naming what virt-customize found on a disk with no system on it, leaving no artifact", async function () {
