@@ -5,7 +5,13 @@ import { Readable } from "stream";
 import { pipeline } from "stream/promises";
 import { Json, sha256File } from "../keys";
 import { MIB } from "../vm/layout";
-import { convertToCompressedQcow2, DISK_FORMATS, DiskFormat, diskImageInfo } from "../vm/qemu-img";
+import {
+  convertToCompressedQcow2,
+  convertToQcow2,
+  DISK_FORMATS,
+  DiskFormat,
+  diskImageInfo,
+} from "../vm/qemu-img";
 import { DISK_FILE } from "./disk";
 import { DiskProvisioning, parseDiskProvisioning, provisionDisk, requireLibguestfs } from "./disk-provision";
 import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
@@ -75,22 +81,16 @@ async function importDisk(ctx: StepContext<DiskImportArgs>) {
     );
   }
   const sourceInfo = await diskImageInfo(ctx.log, file, format);
+  ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
   const output = path.join(ctx.out, DISK_FILE);
-  const { provision } = ctx.args;
-  if (provision) {
+  if (ctx.args.provision) {
     // Customized on a plain qcow2 copy (the source is never written), then compressed.
     const customized = path.join(ctx.work, "customized.qcow2");
-    ctx.log.progress(
-      `${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`,
-    );
-    await ctx.log.exec("qemu-img", ["convert", "-f", format, "-O", "qcow2", file, customized]);
+    await convertToQcow2(ctx.log, file, format, customized);
     ctx.log.progress(`${ctx.spec.image}: provisioning the disk (virt-customize)`);
-    await provisionDisk(ctx.log, customized, "qcow2", provision, ctx.files, ctx.work);
+    await provisionDisk(ctx.log, customized, "qcow2", ctx.args.provision, ctx.files, ctx.work);
     await convertToCompressedQcow2(ctx.log, customized, "qcow2", output);
   } else {
-    ctx.log.progress(
-      `${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`,
-    );
     await convertToCompressedQcow2(ctx.log, file, format, output);
   }
   const info = await diskImageInfo(ctx.log, output, "qcow2");
