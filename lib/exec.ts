@@ -17,6 +17,7 @@
  */
 import { ChildProcess, spawn, StdioOptions } from "child_process";
 import * as fs from "fs";
+import * as path from "path";
 import { Writable } from "stream";
 
 /** Grace period between SIGTERM and SIGKILL when a group is stopped. */
@@ -311,5 +312,26 @@ export class CommandLog {
         finish(new ExecError(display, status, this.path));
       });
     });
+  }
+}
+
+/**
+ * Fails when `program` is not on PATH, naming why it is needed and the Debian package that has it: checked before a
+ * step spends minutes on work it could not finish.
+ */
+export function requireProgram(
+  program: string,
+  debianPackage: string,
+  why: string,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  const found = (env.PATH ?? "")
+    .split(":")
+    .some((dir) => dir !== "" && fs.statSync(path.join(dir, program), { throwIfNoEntry: false })?.isFile());
+  if (!found) {
+    throw new Error(
+      `${why}, but ${program} is not installed on this build host ` +
+        `(Debian's package '${debianPackage}', which scripts/setup.sh installs)`,
+    );
   }
 }

@@ -8,13 +8,16 @@ cd "$(dirname "$0")/.."
 packages=(
   # build steps and tests
   ca-certificates git zstd xz-utils
-  # Rootfs
-  debootstrap mmdebstrap debian-archive-keyring
+  # Rootfs (ansible: a `playbook` runs through its community.general.chroot connection, which ansible-core lacks)
+  debootstrap mmdebstrap debian-archive-keyring ansible
   # Kernel
   linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev ccache cpio dwarves kmod rsync
   debhelper-compat fakeroot dpkg-dev busybox-static
   # Qcow2Disk
   qemu-utils e2fsprogs fdisk grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools ovmf
+  # Qcow2Disk.import's provisioning: virt-customize, whose appliance boots the host's kernel from /boot (a container
+  # or a minimal host may have none: linux-image-amd64 puts one there)
+  libguestfs-tools linux-image-amd64
   # BootTest (procps: pgrep, with which the tests check that no QEMU is left)
   qemu-system-x86 openssh-client sshpass procps
   # catalog page test

@@ -93,3 +93,25 @@ export function runCliAsync(
     });
   });
 }
+
+/** Processes (other than this one) whose command line contains `needle`, as `<pid>: <command line>`. */
+export function processesMatching(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+      if (cmdline.includes(needle) && Number(pid) !== process.pid) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** Mounts anywhere under a rootfs build's scratch directory, as the host sees them. */
+export function rootfsBuildMounts(): string[] {
+  return fs
+    .readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .filter((line) => line.includes("antidote-rootfs-"));
+}

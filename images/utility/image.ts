@@ -29,4 +29,6 @@ export const image = new LabImage("utility", {
     "iperf3",
   ],
   groups: ["pcap"],
+  // Provisioned by an Ansible playbook rather than install.sh: the example of docs/authoring.md.
+  playbook: "ansible/site.yml",
 });

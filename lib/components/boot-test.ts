@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LAB_LOGIN } from "../lab-login";
+import { ImageMetadata } from "../metadata/schema";
 import {
   bootTestScriptFiles,
   bootTestStep,
@@ -41,6 +42,28 @@ export interface BootTestArgs {
   firmware?: "bios" | "uefi";
   /** Image the test belongs to. @default the component's name */
   image?: string;
+}
+
+/**
+ * What an image's metadata says about its boot test: login, resources, NICs, services, the boot-time budget and
+ * KVM when the image requires it (else KVM when it works here, TCG otherwise).
+ */
+export function bootTestArgsFromMetadata(
+  metadata: ImageMetadata,
+): Pick<
+  BootTestArgs,
+  "memoryMiB" | "cpus" | "nics" | "services" | "user" | "password" | "sshTimeoutSeconds" | "accelerator"
+> {
+  return {
+    memoryMiB: metadata.resources.memoryMiB,
+    cpus: metadata.resources.cpus,
+    nics: metadata.interfaces.length,
+    services: metadata.services,
+    user: metadata.credentials.username,
+    password: metadata.credentials.password,
+    sshTimeoutSeconds: metadata.boot?.timeoutSeconds,
+    accelerator: metadata.boot?.requiresKvm ? "kvm" : undefined,
+  };
 }
 
 /**

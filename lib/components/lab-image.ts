@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { loadMetadata } from "../metadata/metadata";
 import { ImageMetadata } from "../metadata/schema";
-import { BootTest, BootTestArgs } from "./boot-test";
+import { BootTest, BootTestArgs, bootTestArgsFromMetadata } from "./boot-test";
 import { ContainerImage, ContainerImageArgs } from "./container-image";
 import { Kernel } from "./kernel";
 import { Qcow2Disk, Qcow2DiskArgs } from "./qcow2-disk";
@@ -30,8 +30,17 @@ export interface LabImageArgs {
    * @default the base image's kernel, else the one shared kernel built from `kernel/` fragments
    */
   kernel?: Kernel;
+  /**
+   * An Ansible playbook provisioning the image instead of (or besides) install.sh, relative to `dir`, in a folder of
+   * its own (e.g. "ansible/site.yml"): run after the packages, before install.sh (see Rootfs's `playbook`).
+   * @default none
+   */
+  playbook?: string;
   /** Further Rootfs settings (pre/post scripts, files, suite, mirror…), passed through. @default {} */
-  rootfs?: Omit<RootfsArgs, "base" | "image" | "packages" | "groups" | "install" | "user" | "password">;
+  rootfs?: Omit<
+    RootfsArgs,
+    "base" | "image" | "packages" | "groups" | "install" | "playbook" | "user" | "password"
+  >;
   /** Further disk settings (size, kernel command line, UEFI), passed through. @default {} */
   disk?: Omit<Qcow2DiskArgs, "rootfs" | "kernel" | "image">;
   /** Further boot test settings (timeouts, accelerator), passed through. @default {} */
@@ -99,6 +108,7 @@ export class LabImage extends pulumi.ComponentResource {
         packages: args.packages ?? [],
         groups: args.groups ?? [],
         install: optional("install.sh"),
+        playbook: args.playbook === undefined ? undefined : path.resolve(args.dir, args.playbook),
         user: username,
         password,
         hostname: args.rootfs?.hostname ?? name,
@@ -114,12 +124,7 @@ export class LabImage extends pulumi.ComponentResource {
     this.bootTest = new BootTest(
       `${name}-boot-test`,
       {
-        memoryMiB: this.metadata.resources.memoryMiB,
-        cpus: this.metadata.resources.cpus,
-        nics: this.metadata.interfaces.length,
-        services: this.metadata.services,
-        user: username,
-        password,
+        ...bootTestArgsFromMetadata(this.metadata),
         ...args.bootTest,
         image: name,
         disk: this.disk,

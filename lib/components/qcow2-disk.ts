@@ -1,7 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
 import * as path from "path";
+import { Json } from "../keys";
 import { DiskArgs, diskStep } from "../steps/disk";
 import { diskImportStep } from "../steps/disk-import";
+import { DiskProvisioning, parseDiskProvisioning, provisionedFileRole } from "../steps/disk-provision";
+import { imagePasswordHash } from "../steps/rootfs/password";
+import { StepArgsError } from "../steps/step";
 import { parseSize } from "../vm/layout";
 import { DiskFormat } from "../vm/qemu-img";
 import { rejectRenamedOptions } from "./renamed-options";
@@ -38,8 +43,78 @@ export interface Qcow2DiskImportArgs {
   sha256: string;
   /** Format of the source; never guessed. */
   format: DiskFormat;
+  /**
+   * Provisioning of a Linux-based vendor disk, applied offline to the converted disk with libguestfs
+   * (virt-customize, Debian's libguestfs-tools, on the build host). @default none: the vendor's disk as it is
+   */
+  provision?: DiskProvisioningArgs;
   /** Image the disk belongs to. @default the component's name */
   image?: string;
+}
+
+/** What is set up on an imported Linux disk before its first boot. */
+export interface DiskProvisioningArgs {
+  /** Login user, created when the disk lacks it (home directory, /bin/sh). @default none: the disk's users as they are */
+  user?: string;
+  /**
+   * The user's password in plain text; only its sha512-crypt hash (salt from image and user names) leaves the
+   * program. Required with `user`.
+   */
+  password?: string;
+  /** Passwordless sudo for `user` (the disk must have sudo). @default true */
+  sudo?: boolean;
+  /** sshd accepts password logins, whatever the vendor's configuration says. @default true when `user` is set */
+  sshPasswordLogin?: boolean;
+  /** Files put on the disk: `{ source, path, mode }` (mode default "0644", owner root); contents are key input. @default [] */
+  files?: { source: string; path: string; mode?: string | number }[];
+  /** A shell command run once, as root, at the first boot (virt-customize's first-boot service). @default none */
+  firstBoot?: string;
+}
+
+/** Normalizes provisioning into step arguments and input files; fails naming the image and the field. */
+export function diskProvisioningInputs(
+  image: string,
+  name: string,
+  args: DiskProvisioningArgs,
+): { provision: DiskProvisioning; files: Record<string, string> } {
+  const fail = (field: string, expected: string, got: unknown): never => {
+    throw new Error(
+      `${image}: ${name}: bad argument ${new StepArgsError(`provision.${field}`, expected, got).message}`,
+    );
+  };
+  if (args.user !== undefined && (typeof args.password !== "string" || args.password === "")) {
+    fail("password", "the login user's password (with user)", "(nothing)");
+  }
+  const fileArgs = args.files ?? [];
+  if (!Array.isArray(fileArgs)) fail("files", "a list", fileArgs);
+  const files: Record<string, string> = {};
+  const provision = {
+    user:
+      args.user === undefined
+        ? null
+        : {
+            name: args.user,
+            passwordHash: imagePasswordHash(args.password as string, image, args.user),
+            sudo: args.sudo ?? true,
+          },
+    sshPasswordLogin: args.sshPasswordLogin ?? args.user !== undefined,
+    files: fileArgs.map((file, i) => {
+      if (!fs.statSync(file.source, { throwIfNoEntry: false })?.isFile())
+        fail(`files[${i}].source`, "an existing file", file.source);
+      const role = provisionedFileRole(i);
+      files[role] = file.source;
+      const mode =
+        typeof file.mode === "number" ? file.mode.toString(8).padStart(4, "0") : (file.mode ?? "0644");
+      return { role, path: file.path, mode };
+    }),
+    firstBoot: args.firstBoot ?? null,
+  };
+  try {
+    return { provision: parseDiskProvisioning(provision as unknown as Json), files };
+  } catch (err) {
+    if (err instanceof StepArgsError) throw new Error(`${image}: ${name}: bad argument ${err.message}`);
+    throw err;
+  }
 }
 
 /**
@@ -74,11 +149,20 @@ export class Qcow2Disk extends StepComponent {
       const { source, sha256, format, image } = args.import;
       this.original = { sha256, format };
       const isUrl = /^https?:\/\//i.test(source);
+      const provisioning = args.import.provision
+        ? diskProvisioningInputs(image ?? name, name, args.import.provision)
+        : undefined;
       this.buildStep(name, {
         step: diskImportStep,
         image: image ?? name,
         // Relative to the project, like input files, so the key does not depend on where the checkout is.
-        args: { source: isUrl ? source : path.relative(process.cwd(), path.resolve(source)), sha256, format },
+        args: {
+          source: isUrl ? source : path.relative(process.cwd(), path.resolve(source)),
+          sha256,
+          format,
+          provision: provisioning ? (provisioning.provision as unknown as Json) : null,
+        },
+        files: provisioning?.files,
       });
       this.registerStepOutputs();
       return;

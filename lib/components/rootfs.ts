@@ -4,6 +4,7 @@ import * as path from "path";
 import { debian } from "../distro/debian";
 import { parseRootfsArgs, RootfsStepArgs, rootfsScriptFiles, rootfsStep } from "../steps/rootfs";
 import { isStringList } from "../steps/rootfs/args";
+import { playbookFiles, playbookRole } from "../steps/rootfs/playbook";
 import { imagePasswordHash } from "../steps/rootfs/password";
 import { Json } from "../keys";
 import { LAB_LOGIN } from "../lab-login";
@@ -67,6 +68,13 @@ export interface RootfsArgs {
   install?: string;
   /** Scripts run in the image before package installation, in order (e.g. to add a repository). @default [] */
   pre?: string[];
+  /**
+   * An Ansible playbook run against the image (ansible-playbook on the build host, through the chroot connection)
+   * after packages, user and files, before install.sh. Its folder must be its own: every file in it (roles,
+   * variables files, templates) is an input of the key. Modules need python3 in the image (a package).
+   * @default none
+   */
+  playbook?: string;
   /** Scripts run in the image after install.sh, in order. @default [] */
   post?: string[];
   /** Files copied into the image (licenses, configuration). @default [] */
@@ -125,6 +133,15 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
   const hookRoles = (field: "pre" | "post") =>
     list(field).map((file, i) => addInput(`${field}[${i}]`, `${field}/${i}-${path.basename(file)}`, file));
 
+  const playbook = () => {
+    const file = args.playbook as string;
+    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) fail("playbook", "an existing file", file);
+    const folder = playbookFiles(file);
+    if (typeof folder === "string") fail("playbook", folder, file);
+    Object.assign(files, folder);
+    return playbookRole(file);
+  };
+
   const user = args.user ?? LAB_LOGIN.username;
   const baseGroups = base?.user.name === user ? base.user.groups : [];
   const raw = {
@@ -147,6 +164,7 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
       install: args.install === undefined ? null : addInput("install", "install.sh", args.install),
       post: hookRoles("post"),
     },
+    playbook: args.playbook === undefined ? null : playbook(),
     files: fileArgs.map((file, i) => ({
       role: addInput(`files[${i}].source`, `file:${file.path}`, file.source),
       path: file.path,

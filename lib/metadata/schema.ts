@@ -26,6 +26,13 @@ export interface ImageMetadata {
   resources: { memoryMiB: number; cpus: number };
   /** systemd units that must be active once the VM is up (checked by the boot test). @default [] */
   services: string[];
+  /**
+   * What booting takes: the budget from power-on to SSH answering (the boot test's deadline), and whether the image
+   * needs KVM (a vendor system too slow or unwilling under emulation; its boot test then refuses TCG). Left out, the
+   * boot test's defaults apply (120 s; KVM when it works here, else TCG).
+   * @default none; within it, { timeoutSeconds: 120, requiresKvm: false }
+   */
+  boot?: { timeoutSeconds: number; requiresKvm: boolean };
 }
 
 const name = { type: "string", pattern: "^[a-z0-9][a-z0-9-]{0,62}$" };
@@ -104,6 +111,14 @@ export const imageMetadataSchema = {
       items: { type: "string", pattern: "^[A-Za-z0-9@._-]+$" },
       uniqueItems: true,
       default: [],
+    },
+    boot: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        timeoutSeconds: { type: "integer", minimum: 10, maximum: 3600, default: 120 },
+        requiresKvm: { type: "boolean", default: false },
+      },
     },
   },
 } as const;

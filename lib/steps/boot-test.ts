@@ -244,6 +244,7 @@ async function bootUntilSsh(
   onStart: (vm: RunningVm) => void,
 ): Promise<{ check: CheckResult; port: number }> {
   const deadlineMs = ctx.args.sshTimeoutSeconds * 1000;
+  const promptGraceMs = Math.max(LOGIN_PROMPT_GRACE_MS, deadlineMs / 4);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     fs.writeFileSync(qemuLog, "");
@@ -271,11 +272,11 @@ async function bootUntilSsh(
       const panic = kernelPanic(config.console);
       if (panic) return check(false, `the kernel panicked: ${panic}`);
       loginPromptAt ??= hasLoginPrompt(config.console) ? Date.now() : undefined;
-      if (loginPromptAt !== undefined && Date.now() - loginPromptAt > LOGIN_PROMPT_GRACE_MS) {
+      if (loginPromptAt !== undefined && Date.now() - loginPromptAt > promptGraceMs) {
         return check(
           false,
           `the VM reached a login prompt on the console but SSH did not answer on 127.0.0.1:${port} ` +
-            `(guest port 22) within ${LOGIN_PROMPT_GRACE_MS / 1000} s after it: sshd is not running or not listening`,
+            `(guest port 22) within ${promptGraceMs / 1000} s after it: sshd is not running or not listening`,
         );
       }
       if (Date.now() - started > deadlineMs) {
@@ -296,7 +297,9 @@ async function bootUntilSsh(
 
 /**
  * The getty's prompt on the serial console comes when systemd has started the system: from then on SSH should answer
- * within seconds, so waiting for the full deadline would only delay the diagnosis.
+ * within seconds, so waiting for the full deadline would only delay the diagnosis. sshd may still be starting beside
+ * the getty, though, and an image declared slower (a vendor system with a longer SSH budget) gets a share of its
+ * budget: a quarter, at least this.
  */
 const LOGIN_PROMPT_GRACE_MS = 30_000;
 

@@ -5,8 +5,15 @@ import { Readable } from "stream";
 import { pipeline } from "stream/promises";
 import { Json, sha256File } from "../keys";
 import { MIB } from "../vm/layout";
-import { convertToCompressedQcow2, DISK_FORMATS, DiskFormat, diskImageInfo } from "../vm/qemu-img";
+import {
+  convertToCompressedQcow2,
+  convertToQcow2,
+  DISK_FORMATS,
+  DiskFormat,
+  diskImageInfo,
+} from "../vm/qemu-img";
 import { DISK_FILE } from "./disk";
+import { DiskProvisioning, parseDiskProvisioning, provisionDisk, requireLibguestfs } from "./disk-provision";
 import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
 
 export interface DiskImportArgs {
@@ -15,6 +22,8 @@ export interface DiskImportArgs {
   /** sha256 the vendor publishes for the file: what makes the import reproducible. */
   sha256: string;
   format: DiskFormat;
+  /** Applied offline after conversion (Linux-based disks); null: the disk as the vendor made it. */
+  provision: DiskProvisioning | null;
 }
 
 /**
@@ -26,7 +35,8 @@ export interface DiskImportArgs {
  */
 export const diskImportStep: StepDefinition<DiskImportArgs> = {
   kind: "disk-import",
-  version: 2,
+  // 3: the original kept in the artifact and provisioning, which two versions 2 added each on their own.
+  version: 3,
   parseArgs(raw: Json): DiskImportArgs {
     const args = argsObject(raw);
     if (typeof args.source !== "string" || args.source === "") {
@@ -41,13 +51,22 @@ export const diskImportStep: StepDefinition<DiskImportArgs> = {
     if (typeof args.format !== "string" || !(DISK_FORMATS as readonly string[]).includes(args.format)) {
       throw new StepArgsError("format", `one of ${DISK_FORMATS.join(", ")}`, args.format);
     }
-    return { source: args.source, sha256: args.sha256, format: args.format as DiskFormat };
+    if (args.provision === undefined) {
+      throw new StepArgsError("provision", "the provisioning, or null", args.provision);
+    }
+    return {
+      source: args.source,
+      sha256: args.sha256,
+      format: args.format as DiskFormat,
+      provision: args.provision === null ? null : parseDiskProvisioning(args.provision),
+    };
   },
   run: importDisk,
 };
 
 async function importDisk(ctx: StepContext<DiskImportArgs>) {
   const { source, format } = ctx.args;
+  if (ctx.args.provision) requireLibguestfs();
   const isUrl = /^https?:\/\//i.test(source);
   // The original goes into the artifact as it is: downloaded there, or copied (a reflink where the file system can).
   const original = `original.${format}`;
@@ -71,7 +90,16 @@ async function importDisk(ctx: StepContext<DiskImportArgs>) {
   const sourceInfo = await diskImageInfo(ctx.log, file, format);
   ctx.log.progress(`${ctx.spec.image}: converting ${format} (${sourceInfo.virtualSize / MIB} MiB) to qcow2`);
   const output = path.join(ctx.out, DISK_FILE);
-  await convertToCompressedQcow2(ctx.log, file, format, output);
+  if (ctx.args.provision) {
+    // Customized on a plain qcow2 copy (the source is never written), then compressed.
+    const customized = path.join(ctx.work, "customized.qcow2");
+    await convertToQcow2(ctx.log, file, format, customized);
+    ctx.log.progress(`${ctx.spec.image}: provisioning the disk (virt-customize)`);
+    await provisionDisk(ctx.log, customized, "qcow2", ctx.args.provision, ctx.files, ctx.work);
+    await convertToCompressedQcow2(ctx.log, customized, "qcow2", output);
+  } else {
+    await convertToCompressedQcow2(ctx.log, file, format, output);
+  }
   const info = await diskImageInfo(ctx.log, output, "qcow2");
   return {
     primary: DISK_FILE,

@@ -36,6 +36,16 @@ export async function convertToCompressedQcow2(
   ]);
 }
 
+/** Converts to a plain (uncompressed) qcow2, a working copy to change before compressing it. */
+export async function convertToQcow2(
+  log: CommandLog,
+  source: string,
+  format: DiskFormat,
+  output: string,
+): Promise<void> {
+  await log.exec("qemu-img", ["convert", "-f", format, "-O", "qcow2", source, output]);
+}
+
 export async function diskImageInfo(
   log: CommandLog,
   file: string,

@@ -380,12 +380,15 @@ describe("ContainerImage (real dockerd and registry)", function () {
       content.write(`vendor disk ${process.pid} ${Date.now()}`);
       fs.writeFileSync(raw, content);
       const sha256 = sh("sha256sum", [raw]).split(" ")[0];
-      const disk = await runStep(spec("disk-import", "vendor", { source: raw, sha256, format: "raw" }), {
-        store,
-        definitions: { "disk-import": diskImportStep },
-        root: PROJECT_ROOT,
-        progress: () => {},
-      });
+      const disk = await runStep(
+        spec("disk-import", "vendor", { source: raw, sha256, format: "raw", provision: null }),
+        {
+          store,
+          definitions: { "disk-import": diskImportStep },
+          root: PROJECT_ROOT,
+          progress: () => {},
+        },
+      );
       fs.rmSync(dir, { recursive: true, force: true });
       const vendor = await buildContainer(
         store,

@@ -220,7 +220,7 @@ describe("disk import", () => {
 
   it("converts a vmdk to a compressed qcow2 with the same contents and records its provenance", async () => {
     const result = await run(
-      spec("disk-import", "vendor", { source: vmdk, sha256: digest, format: "vmdk" }),
+      spec("disk-import", "vendor", { source: vmdk, sha256: digest, format: "vmdk", provision: null }),
       store,
     );
     execFileSync("qemu-img", ["compare", "-f", "vmdk", "-F", "qcow2", vmdk, result.primary]);
@@ -246,7 +246,7 @@ describe("disk import", () => {
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/vendor.vmdk`;
     try {
       const result = await run(
-        spec("disk-import", "vendor-url", { source: url, sha256: digest, format: "vmdk" }),
+        spec("disk-import", "vendor-url", { source: url, sha256: digest, format: "vmdk", provision: null }),
         store,
       );
       execFileSync("qemu-img", ["compare", "-f", "vmdk", "-F", "qcow2", vmdk, result.primary]);
@@ -258,7 +258,12 @@ describe("disk import", () => {
 
   it("rejects a wrong checksum, naming both sums, and stores nothing", async () => {
     const wrong = "0".repeat(64);
-    const s = spec("disk-import", "vendor-bad", { source: vmdk, sha256: wrong, format: "vmdk" });
+    const s = spec("disk-import", "vendor-bad", {
+      source: vmdk,
+      sha256: wrong,
+      format: "vmdk",
+      provision: null,
+    });
     await assert.rejects(run(s, store), (err: StepFailure) => {
       assert.ok(err.message.includes(`expected sha256 ${wrong}`), err.message);
       assert.ok(err.message.includes(`the file has ${digest}`), err.message);

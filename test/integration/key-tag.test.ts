@@ -49,12 +49,15 @@ describe("a key tag never moves (real dockerd and registry)", function () {
     content.write(`key tag ${process.pid} ${Date.now()}`);
     fs.writeFileSync(raw, content);
     const sha256 = sh("sha256sum", [raw]).split(" ")[0];
-    const disk = await runStep(spec("disk-import", REPOSITORY, { source: raw, sha256, format: "raw" }), {
-      store,
-      definitions: { "disk-import": diskImportStep },
-      root: PROJECT_ROOT,
-      progress: () => {},
-    });
+    const disk = await runStep(
+      spec("disk-import", REPOSITORY, { source: raw, sha256, format: "raw", provision: null }),
+      {
+        store,
+        definitions: { "disk-import": diskImportStep },
+        root: PROJECT_ROOT,
+        progress: () => {},
+      },
+    );
     fs.rmSync(dir, { recursive: true, force: true });
     const launcher = await testLauncher(store);
     const metadata = { ...loadMetadata(path.join(PROJECT_ROOT, "images", "debian-base")), name: REPOSITORY };

@@ -5,7 +5,7 @@ import * as path from "path";
 import { LocalStore } from "../../lib/store/local";
 import { imagePasswordHash } from "../../lib/steps/rootfs/password";
 import { StepFailure } from "../../lib/steps/run";
-import { sharedTestStore, tempDir } from "../helpers";
+import { processesMatching, rootfsBuildMounts, sharedTestStore, tempDir } from "../helpers";
 import { buildRootfs, BuiltRootfs, debianBase, rootfsSpec } from "../fixtures/rootfs";
 
 /** `tar -tv` lines of a rootfs tarball, by path (without the leading `./`). */
@@ -21,28 +21,6 @@ function listing(tarball: string): Map<string, string> {
 
 function readEntry(tarball: string, file: string): string {
   return execFileSync("tar", ["--zstd", "-xOf", tarball, `./${file}`]).toString();
-}
-
-/** Processes whose command line contains `needle`. */
-function processesMatching(needle: string): string[] {
-  const found: string[] = [];
-  for (const pid of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
-    try {
-      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
-/** Mounts anywhere under a rootfs build's scratch directory, as the host sees them. */
-function buildMounts(): string[] {
-  return fs
-    .readFileSync("/proc/mounts", "utf8")
-    .split("\n")
-    .filter((line) => line.includes("antidote-rootfs-"));
 }
 
 function script(dir: string, name: string, text: string): string {
@@ -256,7 +234,7 @@ describe("Rootfs step (real mmdebstrap)", function () {
           return true;
         },
       );
-      assert.deepStrictEqual(buildMounts(), []);
+      assert.deepStrictEqual(rootfsBuildMounts(), []);
       assert.deepStrictEqual(processesMatching("sleep 4242"), [], "the hook's daemon died with the build");
       assert.strictEqual(await sharedTestStore().has(spec.key), false);
     });
@@ -276,7 +254,7 @@ describe("Rootfs step (real mmdebstrap)", function () {
         ),
         /slow: step slow-rootfs \(rootfs\) was interrupted/,
       );
-      assert.deepStrictEqual(buildMounts(), []);
+      assert.deepStrictEqual(rootfsBuildMounts(), []);
       assert.deepStrictEqual(processesMatching("sleep 4343"), []);
     });
 
@@ -305,7 +283,7 @@ describe("Rootfs step (real mmdebstrap)", function () {
         clearInterval(poll);
       }
       assert.ok(killed, "found the build's unshare");
-      assert.deepStrictEqual(buildMounts(), []);
+      assert.deepStrictEqual(rootfsBuildMounts(), []);
       assert.deepStrictEqual(processesMatching("sleep 4444"), []);
       assert.deepStrictEqual(processesMatching("sleep 4545"), []);
     });

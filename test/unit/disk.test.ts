@@ -6,6 +6,8 @@ import { diskStepArgs, Qcow2Disk } from "../../lib/components/qcow2-disk";
 import { Template } from "../../lib/components/template";
 import { bzImageRelease, diskStep, kernelCommandLine } from "../../lib/steps/disk";
 import { diskImportStep } from "../../lib/steps/disk-import";
+import { provisioningScript } from "../../lib/steps/disk-provision";
+import { imagePasswordHash } from "../../lib/steps/rootfs/password";
 import { StepSpec } from "../../lib/steps/step";
 import { earlyConfig, grubConfig, installBiosBootCode } from "../../lib/vm/grub";
 import { derivedUuid, diskLayout, MIB, parseSize, sfdiskScript } from "../../lib/vm/layout";
@@ -181,14 +183,20 @@ describe("disk import arguments", () => {
   const sha = "0".repeat(64);
   it("accepts a path or an http(s) URL, a sha256 and a known format", () => {
     assert.deepStrictEqual(
-      diskImportStep.parseArgs({ source: "vendor/a.vmdk", sha256: sha, format: "vmdk" }),
+      diskImportStep.parseArgs({ source: "vendor/a.vmdk", sha256: sha, format: "vmdk", provision: null }),
       {
         source: "vendor/a.vmdk",
         sha256: sha,
         format: "vmdk",
+        provision: null,
       },
     );
-    diskImportStep.parseArgs({ source: "https://example.invalid/a.img", sha256: sha, format: "raw" });
+    diskImportStep.parseArgs({
+      source: "https://example.invalid/a.img",
+      sha256: sha,
+      format: "raw",
+      provision: null,
+    });
   });
 
   it("refuses other URL schemes, a malformed checksum and an unknown format, naming the field", () => {
@@ -272,5 +280,80 @@ describe("Qcow2Disk component (Pulumi mocks)", () => {
       }).key,
       disk.key,
     );
+  });
+
+  it("provisions an imported disk: the password only as its hash, files keyed by contents, mistakes named", async () => {
+    const motd = path.join(dir, "motd");
+    fs.writeFileSync(motd, "lab\n");
+    const vendor = { source: path.join(dir, "a.qcow2"), sha256: "3".repeat(64), format: "qcow2" as const };
+    const provisioned = (name: string, provision: object = {}) =>
+      Qcow2Disk.import(name, {
+        ...vendor,
+        image: "vendor",
+        provision: {
+          user: "netops",
+          password: "s3cret-Pa55",
+          files: [{ source: motd, path: "/etc/motd" }],
+          ...provision,
+        },
+      });
+    const disk = provisioned("p1");
+    const spec = JSON.parse((await valueOf(disk.command.stdin)) as string) as StepSpec;
+    assert.ok(!JSON.stringify(spec).includes("s3cret-Pa55"), "no plaintext password in the spec");
+    assert.deepStrictEqual((spec.args as { provision: object }).provision, {
+      user: {
+        name: "netops",
+        passwordHash: imagePasswordHash("s3cret-Pa55", "vendor", "netops"),
+        sudo: true,
+      },
+      sshPasswordLogin: true,
+      files: [{ role: "provision/file/0", path: "/etc/motd", mode: "0644" }],
+      firstBoot: null,
+    });
+    assert.strictEqual(path.resolve(spec.files["provision/file/0"]), motd);
+    assert.strictEqual(
+      (Qcow2Disk.import("p0", vendor).spec.args as { provision: unknown }).provision,
+      null,
+      "null without provisioning",
+    );
+
+    assert.strictEqual(provisioned("p2").key, disk.key);
+    fs.appendFileSync(motd, "more\n");
+    assert.notStrictEqual(provisioned("p3").key, disk.key, "a file's contents are key input");
+    assert.notStrictEqual(provisioned("p4", { firstBoot: "touch /x" }).key, provisioned("p5").key);
+
+    assert.throws(
+      () => provisioned("p6", { password: undefined }),
+      /^Error: vendor: p6: bad argument provision.password: expected the login user's password \(with user\)/,
+    );
+    assert.throws(
+      () => provisioned("p7", { files: [{ source: path.join(dir, "nope"), path: "/etc/x" }] }),
+      /^Error: vendor: p7: bad argument provision.files\[0\].source: expected an existing file/,
+    );
+    assert.throws(
+      () => provisioned("p8", { files: [{ source: motd, path: "etc/x" }] }),
+      /^Error: vendor: p8: bad argument provision.files\[0\].path: expected an absolute file path/,
+    );
+    assert.throws(
+      () => provisioned("p9", { user: "Net Ops" }),
+      /^Error: vendor: p9: bad argument provision.user.name: expected a user name/,
+    );
+  });
+
+  it("writes a provisioning script that sets the hash, sudo and sshd's password login first", () => {
+    const script = provisioningScript({
+      user: { name: "netops", passwordHash: "$6$salt$hash", sudo: true },
+      sshPasswordLogin: true,
+      files: [],
+      firstBoot: null,
+    });
+    assert.match(script, /^usermod --password '\$6\$salt\$hash' netops$/m);
+    assert.match(script, /NOPASSWD: ALL' >\/etc\/sudoers.d\/90-antidote-netops$/m);
+    assert.match(script, /-e '1i PasswordAuthentication yes'/);
+    // virt-customize's machine id would be every VM's: emptied, as finalize.sh leaves our own images.
+    assert.match(script, /^: >\/etc\/machine-id$/m);
+    const dirOf = tempDir("provision-script");
+    fs.writeFileSync(path.join(dirOf, "p.sh"), script);
+    execFileSync("sh", ["-n", path.join(dirOf, "p.sh")]);
   });
 });

@@ -46,4 +46,24 @@ describe("the project's images (Pulumi mocks)", () => {
     const changed = Object.keys(after).filter((name) => after[name] !== before[name]);
     assert.deepStrictEqual(changed.sort(), ["frr-boot-test", "frr-container", "frr-disk", "frr-rootfs"]);
   });
+
+  it("keys utility's playbook, its role's tasks and its variables file: an edited line rebuilds utility only", async function () {
+    this.timeout(60_000);
+    const images = copyOfImages();
+    const playbook = path.join(images, "utility", "ansible");
+    let previous = await stepKeys(images);
+    for (const file of ["site.yml", "roles/lab_tools/tasks/main.yml", "roles/lab_tools/defaults/main.yml"]) {
+      const text = fs.readFileSync(path.join(playbook, file), "utf8");
+      // One line changed, as an author would: the first `name:` or `:` line gets a comment.
+      fs.writeFileSync(path.join(playbook, file), text.replace(/^(.*:.*)$/m, "$1 # edited"));
+      const after = await stepKeys(images);
+      const changed = Object.keys(after).filter((name) => after[name] !== previous[name]);
+      assert.deepStrictEqual(
+        changed.sort(),
+        ["utility-boot-test", "utility-container", "utility-disk", "utility-rootfs"],
+        `after editing ${file}`,
+      );
+      previous = after;
+    }
+  });
 });

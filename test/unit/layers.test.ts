@@ -71,6 +71,9 @@ describe("The public API (lib/index.ts)", () => {
       "Qcow2Disk",
       "Rootfs",
       "Template",
+      // A vendor image's image.ts chains Qcow2Disk.import and BootTest itself, from its metadata.yaml.
+      "bootTestArgsFromMetadata",
+      "loadMetadata",
     ]);
   });
 });

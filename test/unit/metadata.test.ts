@@ -1,6 +1,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import { bootTestArgsFromMetadata } from "../../lib/components/boot-test";
 import { checkMetadata, loadMetadata } from "../../lib/metadata/metadata";
 import { tempDir } from "../helpers";
 
@@ -117,6 +118,36 @@ describe("image metadata", () => {
     assert.throws(
       () => check({ name: "frr", description: "x", ports: 80 }),
       /ports: expected a list, got 80/,
+    );
+  });
+
+  it("declares a vendor image's boot budget and KVM need, which its boot test takes", () => {
+    const vendor = check({ name: "frr", description: "A vendor system.", boot: { timeoutSeconds: 600 } });
+    assert.deepStrictEqual(vendor.boot, { timeoutSeconds: 600, requiresKvm: false });
+    assert.deepStrictEqual(
+      bootTestArgsFromMetadata({ ...vendor, boot: { timeoutSeconds: 600, requiresKvm: true } }),
+      {
+        memoryMiB: 512,
+        cpus: 1,
+        nics: 1,
+        services: [],
+        user: "antidote",
+        password: "antidotepassword",
+        sshTimeoutSeconds: 600,
+        accelerator: "kvm",
+      },
+    );
+    // Without a boot section the boot test keeps its own defaults (and existing images their keys).
+    const plain = bootTestArgsFromMetadata(check({ name: "frr", description: "Routing." }));
+    assert.strictEqual(plain.sshTimeoutSeconds, undefined);
+    assert.strictEqual(plain.accelerator, undefined);
+    assert.throws(
+      () => check({ name: "frr", description: "x", boot: { timeoutSeconds: 5, kvm: true } }),
+      (err: Error) => {
+        assert.match(err.message, /boot\.timeoutSeconds: expected at least 10, got 5/);
+        assert.match(err.message, /boot\.kvm: unknown field \(expected one of timeoutSeconds, requiresKvm\)/);
+        return true;
+      },
     );
   });
 

@@ -4,6 +4,7 @@ import * as path from "path";
 import { Rootfs, rootfsInputs } from "../../lib/components/rootfs";
 import { parseRootfsArgs } from "../../lib/steps/rootfs";
 import { imagePasswordHash, isCryptHash, sha512Crypt } from "../../lib/steps/rootfs/password";
+import { requireAnsible } from "../../lib/steps/rootfs/playbook";
 import { shareFiles } from "../../lib/steps/rootfs/tree";
 import { StepSpec } from "../../lib/steps/step";
 import { tempDir } from "../helpers";
@@ -147,6 +148,20 @@ describe("Rootfs arguments", () => {
       () => new Rootfs("lab-rootfs", { image: "lab", pre: [install, path.join(dir, "nope.sh")] }),
       /^Error: lab: lab-rootfs: bad argument pre\[1\]: expected an existing file/,
     ],
+    [
+      "a missing playbook",
+      () => new Rootfs("lab-rootfs", { image: "lab", playbook: path.join(dir, "ansible", "site.yml") }),
+      /^Error: lab: lab-rootfs: bad argument playbook: expected an existing file, got ".*\/ansible\/site.yml"$/,
+    ],
+    [
+      "a playbook in the image's own folder (all of which would be its input)",
+      () => {
+        fs.writeFileSync(path.join(dir, "metadata.yaml"), "name: lab\n");
+        fs.writeFileSync(path.join(dir, "site.yml"), "- hosts: all\n");
+        return new Rootfs("lab-rootfs", { image: "lab", playbook: path.join(dir, "site.yml") });
+      },
+      /^Error: lab: lab-rootfs: bad argument playbook: expected a playbook in a folder of its own \(every file of its folder is its input\), not next to metadata.yaml, got ".*site.yml"$/,
+    ],
   ];
   for (const [what, build, message] of cases) {
     it(`rejects ${what} while the program runs, naming the image and the field`, () => {
@@ -179,6 +194,38 @@ describe("Rootfs arguments", () => {
     assert.strictEqual(key({ packages: [] }), before, "defaults are normalized");
     fs.appendFileSync(install, "echo more\n");
     assert.notStrictEqual(key(), before, "install.sh changed");
+  });
+
+  it("keys a playbook by every file of its folder, and is null without one", () => {
+    const folder = path.join(dir, "ansible");
+    fs.mkdirSync(path.join(folder, "roles", "r", "tasks"), { recursive: true });
+    const playbook = path.join(folder, "site.yml");
+    fs.writeFileSync(playbook, "- hosts: all\n  roles: [r]\n");
+    fs.writeFileSync(path.join(folder, "roles", "r", "tasks", "main.yml"), "- ansible.builtin.ping:\n");
+    const { args, files } = rootfsInputs("lab", { playbook });
+    assert.strictEqual(args.playbook, "playbook/site.yml");
+    assert.deepStrictEqual(
+      Object.keys(files).filter((role) => role.startsWith("playbook/")),
+      ["playbook/roles/r/tasks/main.yml", "playbook/site.yml"],
+    );
+    const without = rootfsInputs("lab").args;
+    assert.strictEqual(without.playbook, null, "null without a playbook");
+    assert.deepStrictEqual(parseRootfsArgs(args as never), args);
+
+    const key = () => new Rootfs(`r${Math.random()}`, { image: "lab", playbook }).key;
+    const before = key();
+    fs.appendFileSync(path.join(folder, "roles", "r", "tasks", "main.yml"), "- ansible.builtin.ping:\n");
+    assert.notStrictEqual(key(), before, "a role's task file changed");
+    const afterRole = key();
+    fs.writeFileSync(path.join(folder, "group_vars.yml"), "x: 1\n");
+    assert.notStrictEqual(key(), afterRole, "a variables file was added");
+  });
+
+  it("refuses a playbook on a build host without ansible-playbook, naming the package", () => {
+    assert.throws(
+      () => requireAnsible({ PATH: dir }),
+      /ansible-playbook is not installed on this build host \(Debian's package 'ansible', which scripts\/setup.sh installs\)/,
+    );
   });
 
   it("gives the step the hash, never the plaintext, and a derived image its base as parent", async () => {

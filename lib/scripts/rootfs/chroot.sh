@@ -4,11 +4,18 @@
 # visible to the host and vanish, together with every process the command left behind (daemons a package or a
 # hook started), as soon as the command ends -- however it ends, SIGKILL included.
 #
-# usage: chroot.sh ROOT STAGE COMMAND [ARG...]
-#   ROOT   the image tree
-#   STAGE  host directory shown read-only at /run/antidote in the tree (hooks, files, provisioning scripts)
+# usage: chroot.sh [--on-host] ROOT STAGE COMMAND [ARG...]
+#   --on-host  run COMMAND on the host, in these namespaces, with the tree mounted as below: for a tool that
+#              enters the tree by itself (ansible-playbook with its chroot connection)
+#   ROOT       the image tree
+#   STAGE      host directory shown read-only at /run/antidote in the tree (hooks, files, provisioning scripts)
 set -eu
 
+on_host=false
+if [ "$1" = --on-host ]; then
+  on_host=true
+  shift
+fi
 root=$1
 stage=$2
 shift 2
@@ -52,5 +59,9 @@ fi
 
 # Not exec: PID 1 ignores signals it has no handler for, so the command runs as a child that SIGTERM reaches.
 status=0
-chroot "$root" "$@" || status=$?
+if [ "$on_host" = true ]; then
+  "$@" || status=$?
+else
+  chroot "$root" "$@" || status=$?
+fi
 exit "$status"

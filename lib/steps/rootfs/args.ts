@@ -45,6 +45,11 @@ export interface RootfsStepArgs {
   };
   /** Input roles of the author's scripts, in the order they run. */
   hooks: { pre: string[]; install: string | null; post: string[] };
+  /**
+   * Input role (`playbook/<file>`) of the Ansible playbook run after the files, before install.sh; the other
+   * `playbook/…` roles are its folder. Null when there is none.
+   */
+  playbook: string | null;
   files: RootfsFile[];
   /** Timestamps written during the build are clamped to this (seconds since the epoch). */
   sourceDateEpoch: number;
@@ -59,6 +64,7 @@ export const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 export const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const FILE_MODE = /^0?[0-7]{3}$/;
 export const HOOK_ROLE = { pre: /^pre\/\d+-[^/]+$/, post: /^post\/\d+-[^/]+$/ };
+const PLAYBOOK_ROLE = /^playbook\/[^/]+$/;
 
 /** Checks the step's arguments, naming the first bad field. Also used by the component at program time. */
 export function parseRootfsArgs(raw: Json): RootfsStepArgs {
@@ -123,6 +129,11 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
     throw new StepArgsError("hooks.install", '"install.sh" or null', hooks.install);
   }
 
+  const playbook = args.playbook;
+  if (playbook !== null && (typeof playbook !== "string" || !PLAYBOOK_ROLE.test(playbook))) {
+    throw new StepArgsError("playbook", "a role 'playbook/<file>' or null", playbook);
+  }
+
   if (!Array.isArray(args.files)) throw new StepArgsError("files", "a list", args.files);
   const seen = new Set<string>();
   const files = args.files.map((entry, i) => {
@@ -170,6 +181,7 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
     hostname,
     user: { name: userName, passwordHash, groups },
     hooks: { pre, install: hooks.install, post },
+    playbook,
     files,
     sourceDateEpoch,
     archiveState,

@@ -3,6 +3,7 @@ import * as path from "path";
 import { Json } from "../../keys";
 import { StepContext, StepDefinition } from "../step";
 import { distros, parseRootfsArgs, ROOT_LABEL, RootfsStepArgs } from "./args";
+import { requireAnsible, runPlaybook, stagePlaybook } from "./playbook";
 import { ImageTree, isolatedRunner, shareFiles, shellQuote, timed } from "./tree";
 
 export { parseRootfsArgs, ROOT_LABEL } from "./args";
@@ -56,8 +57,8 @@ export interface RootfsManifest {
 
 /**
  * A root file system from a distribution's packages, provisioned for a lab VM, as a reproducible tarball: bootstrap
- * (or unpack the `base` parent), base configuration, pre hooks, packages, login user, files, install.sh, post hooks,
- * clean-up, pack.
+ * (or unpack the `base` parent), base configuration, pre hooks, packages, login user, files, Ansible playbook,
+ * install.sh, post hooks, clean-up, pack.
  */
 export const rootfsStep: StepDefinition<RootfsStepArgs> = {
   kind: "rootfs",
@@ -68,6 +69,7 @@ export const rootfsStep: StepDefinition<RootfsStepArgs> = {
 
 async function buildRootfs(ctx: StepContext<RootfsStepArgs>) {
   const { args, log } = ctx;
+  if (args.playbook) requireAnsible();
   const distro = distros[args.distro];
   const script = (name: (typeof ROOTFS_SCRIPTS)[number]) => input(ctx, `rootfs/${name}`);
   const root = path.join(ctx.work, "root");
@@ -162,6 +164,11 @@ async function buildRootfs(ctx: StepContext<RootfsStepArgs>) {
       ANTIDOTE_GROUPS: args.user.groups.join(" "),
     });
     if (args.files.length > 0) await tree.run("copying files", ["/bin/sh", "/run/antidote/files.sh"]);
+    if (args.playbook) {
+      log.progress(`${ctx.spec.image}: running playbook ${path.basename(args.playbook)}`);
+      const playbook = stagePlaybook(ctx.files, args.playbook, path.join(ctx.work, "playbook"));
+      await runPlaybook(tree, log, { image: ctx.spec.image, playbook, work: ctx.work });
+    }
     if (hooks.install) await runHook(ctx, tree, hooks.install);
     for (const hook of hooks.post) await runHook(ctx, tree, hook);
   } finally {

@@ -44,12 +44,25 @@ export class ImageTree {
   }
 
   /** Runs `command` in the tree; a failure names `what` and the exit status. */
-  async run(what: string, command: string[], env: Record<string, string> = {}): Promise<void> {
+  run(what: string, command: string[], env: Record<string, string> = {}): Promise<void> {
+    return this.enter(what, [], command, env);
+  }
+
+  /**
+   * Runs a host `command` with the tree mounted as for {@link run} and the same clean environment, for a tool that
+   * enters the tree by itself (ansible-playbook's chroot connection); what it starts in the tree ends with it.
+   */
+  runOnHost(what: string, command: string[], env: Record<string, string> = {}): Promise<void> {
+    return this.enter(what, ["--on-host"], command, env);
+  }
+
+  private async enter(what: string, mode: string[], command: string[], env: Record<string, string>) {
     const assignments = Object.entries({ ...this.env, ...env }).map(([k, v]) => `${k}=${v}`);
     try {
       await timed(this.log, what, () =>
         this.isolated("/bin/sh", [
           this.chrootScript,
+          ...mode,
           this.root,
           this.stage,
           "/usr/bin/env",
