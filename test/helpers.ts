@@ -1,7 +1,8 @@
-import { spawnSync, SpawnSyncReturns } from "child_process";
+import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import type { RunReport } from "../lib/runner/local-runner";
 import { defaultStoreDir, LocalStore } from "../lib/store/local";
 
 /** The project directory (where Pulumi.yaml is). */
@@ -61,4 +62,54 @@ export function runCli(
     timeout: options.timeoutMs,
     killSignal: options.killSignal,
   });
+}
+
+/**
+ * A copy of the project in a temp folder for a test's own images and stacks: library, bin and node_modules linked,
+ * the program and the hello image copied (`program`, when given, replaces its image.ts), `stacks/` empty.
+ */
+export function helloProject(prefix: string, program?: string): string {
+  const root = tempDir(prefix);
+  for (const link of ["lib", "bin", "node_modules"])
+    fs.symlinkSync(path.join(PROJECT_ROOT, link), path.join(root, link));
+  for (const file of ["Pulumi.yaml", "package.json", "index.ts", "tsconfig.json"]) {
+    fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+  }
+  fs.cpSync(path.join(PROJECT_ROOT, "images", "hello"), path.join(root, "images", "hello"), {
+    recursive: true,
+  });
+  if (program) fs.writeFileSync(path.join(root, "images", "hello", "image.ts"), program);
+  fs.mkdirSync(path.join(root, "stacks"));
+  return root;
+}
+
+/**
+ * Runs `antidote-images <args>` of the project at `root` with `env`, without blocking this process (a stand-in
+ * serving it from here keeps answering); `report` is the `--json` report, when there is one.
+ */
+export function runCliAsync(
+  root: string,
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ status: number | null; stderr: string; report?: RunReport; ms: number }> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) =>
+    child.on("close", (status) =>
+      resolve({
+        status,
+        stderr,
+        report: stdout.trim() ? (JSON.parse(stdout) as RunReport) : undefined,
+        ms: Date.now() - started,
+      }),
+    ),
+  );
 }
