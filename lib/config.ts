@@ -22,6 +22,12 @@ export interface ProjectSettings {
   buildHostKey?: pulumi.Output<string>;
   /** `gs://bucket/prefix` of the artifact store shared between build hosts. @default none: local stores only */
   sharedStore?: string;
+  /**
+   * `gs://bucket/prefix` of a shared store (the nightly's) that local steps read as a cache before building, never
+   * writing it (docs/scale-out.md).
+   * @default none: no cache
+   */
+  cacheStore?: string;
 }
 
 export function projectSettings(): ProjectSettings {
@@ -37,5 +43,7 @@ export function projectSettings(): ProjectSettings {
   }
   const sharedStore = config.get("sharedStore");
   if (sharedStore !== undefined) parseGsUrl(sharedStore);
-  return { store: config.get("store"), buildHosts, buildHostKey, sharedStore };
+  const cacheStore = config.get("cacheStore");
+  if (cacheStore !== undefined) parseGsUrl(cacheStore, `${CONFIG_NAMESPACE}:cacheStore`);
+  return { store: config.get("store"), buildHosts, buildHostKey, sharedStore, cacheStore };
 }

@@ -2,6 +2,7 @@ import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import type { RunReport } from "../lib/runner/local-runner";
 import { defaultStoreDir, LocalStore } from "../lib/store/local";
 
 /** The project directory (where Pulumi.yaml is). */
@@ -70,26 +71,47 @@ export function runCli(
 }
 
 /**
+ * A copy of the project in a temp folder for a test's own images and stacks: library, bin and node_modules linked,
+ * the program and the hello image copied (`program`, when given, replaces its image.ts), `stacks/` empty.
+ */
+export function helloProject(prefix: string, program?: string): string {
+  const root = tempDir(prefix);
+  for (const link of ["lib", "bin", "node_modules"])
+    fs.symlinkSync(path.join(PROJECT_ROOT, link), path.join(root, link));
+  for (const file of ["Pulumi.yaml", "package.json", "index.ts", "tsconfig.json"]) {
+    fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
+  }
+  fs.cpSync(path.join(PROJECT_ROOT, "images", "hello"), path.join(root, "images", "hello"), {
+    recursive: true,
+  });
+  if (program) fs.writeFileSync(path.join(root, "images", "hello", "image.ts"), program);
+  fs.mkdirSync(path.join(root, "stacks"));
+  return root;
+}
+
+/**
  * {@link runCli} without blocking this process: for a test that serves the command something itself (the bucket
- * stand-in). Killed with SIGTERM after `timeoutMs`.
+ * stand-in, build hosts). Killed with SIGTERM after `timeoutMs`; `report` is the `--json` report, when there is one.
  */
 export function runCliAsync(
   root: string,
   args: string[],
-  options: { timeoutMs: number; env?: NodeJS.ProcessEnv },
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ status: number | null; stdout: string; stderr: string; report?: RunReport; ms: number }> {
   const { argv, env } = cliInvocation(root, args, options.env);
+  const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const timer = setTimeout(() => child.kill("SIGTERM"), options.timeoutMs);
+    const timer = options.timeoutMs ? setTimeout(() => child.kill("SIGTERM"), options.timeoutMs) : undefined;
     child.on("error", reject);
     child.on("close", (status) => {
       clearTimeout(timer);
-      resolve({ status, stdout, stderr });
+      const report = args.includes("--json") && stdout.trim() ? (JSON.parse(stdout) as RunReport) : undefined;
+      resolve({ status, stdout, stderr, report, ms: Date.now() - started });
     });
   });
 }

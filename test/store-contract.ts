@@ -25,7 +25,7 @@ export interface StoreHarness {
 
 /** Runs a store's put in a separate process (test/fixtures/store-put.ts). */
 export function putInChild(
-  harness: StoreHarness,
+  harness: Pick<StoreHarness, "env">,
   store: string,
   key: string,
   journal: string,

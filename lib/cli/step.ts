@@ -16,6 +16,8 @@ environment:
   ANTIDOTE_STORE          artifact store directory (default ~/.cache/antidote-images); with a shared store,
                           its local cache
   ANTIDOTE_SHARED_STORE   gs://bucket/prefix of a store shared between build hosts (see docs/scale-out.md)
+  ANTIDOTE_CACHE_STORE    gs://bucket/prefix of a shared store read as a cache, never written (the nightly's;
+                          see docs/scale-out.md)
   GOOGLE_CREDENTIALS      the bucket's credentials: a key as JSON, or a key file's path (else
                           GOOGLE_APPLICATION_CREDENTIALS, else Application Default Credentials)
   STORAGE_EMULATOR_HOST   a stand-in's endpoint instead of https://storage.googleapis.com`;

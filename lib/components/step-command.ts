@@ -108,6 +108,7 @@ export function stepCommand(parent: pulumi.Resource, name: string, args: StepCom
     const environment = {
       ...(settings.store ? { ANTIDOTE_STORE: settings.store } : {}),
       ...(settings.sharedStore ? { ANTIDOTE_SHARED_STORE: settings.sharedStore } : {}),
+      ...(settings.cacheStore ? { ANTIDOTE_CACHE_STORE: settings.cacheStore } : {}),
     };
     cmd = new command.local.Command(
       `${name}-build`,

@@ -58,6 +58,14 @@ export interface GcsBucketOptions {
   resumableThreshold?: number;
   /** Bytes per request of a resumable upload (a multiple of 256 KiB): what a retry sends again. @default 16 MiB */
   chunkSize?: number;
+  /** Milliseconds an HTTP request may take before it fails. @default the library's (none for most requests) */
+  timeoutMs?: number;
+  /**
+   * Send no credentials at all, whatever `env` holds (a public bucket's objects, readable by `allUsers`): no key is
+   * looked for, and no metadata server asked.
+   * @default false
+   */
+  anonymous?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -98,6 +106,7 @@ export function storageCredentials(
  */
 export class GcsBucket {
   private readonly storageOptions: StorageOptions;
+  private readonly anonymous: boolean;
   private storage?: Promise<Storage>;
   private readonly resumableThreshold: number;
   private readonly chunkSize: number;
@@ -106,9 +115,11 @@ export class GcsBucket {
     readonly name: string,
     options: GcsBucketOptions = {},
   ) {
-    const credentials = storageCredentials(options.env ?? process.env);
+    this.anonymous = options.anonymous ?? false;
+    const credentials = this.anonymous ? undefined : storageCredentials(options.env ?? process.env);
     this.storageOptions = {
       ...(options.apiEndpoint ? { apiEndpoint: options.apiEndpoint } : {}),
+      ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
       ...credentials,
       // The library sends no credentials to an endpoint other than Google's (a stand-in) unless asked to.
       useAuthWithCustomEndpoint: credentials !== undefined,
@@ -124,10 +135,15 @@ export class GcsBucket {
 
   /** The bucket's client. The library takes half a second to load: only a process that talks to a bucket pays. */
   private async bucket(): Promise<Bucket> {
-    this.storage ??= import("@google-cloud/storage").then(
-      ({ Storage, IdempotencyStrategy }) =>
+    this.storage ??= Promise.all([
+      import("@google-cloud/storage"),
+      // The library's own client that adds no credentials (the library depends on google-auth-library).
+      this.anonymous ? import("google-auth-library").then((auth) => new auth.PassThroughClient()) : undefined,
+    ]).then(
+      ([{ Storage, IdempotencyStrategy }, passThrough]) =>
         new Storage({
           ...this.storageOptions,
+          ...(passThrough ? { authClient: passThrough } : {}),
           retryOptions: {
             ...this.storageOptions.retryOptions,
             idempotencyStrategy: IdempotencyStrategy.RetryConditional,
@@ -221,11 +237,13 @@ export class GcsBucket {
     return objectOf(target.metadata);
   }
 
-  /** Every object whose name starts with `prefix`, following pages. */
-  async list(prefix: string): Promise<GcsObject[]> {
+  /** Every object whose name starts with `prefix`, following pages; only the first `limit` when given. */
+  async list(prefix: string, options: { limit?: number } = {}): Promise<GcsObject[]> {
     const bucket = await this.bucket();
-    const [files] =
-      (await this.call("list", `${prefix}*`, () => bucket.getFiles({ prefix, autoPaginate: true }))) ?? [];
+    const query = options.limit
+      ? { prefix, autoPaginate: false, maxResults: options.limit }
+      : { prefix, autoPaginate: true };
+    const [files] = (await this.call("list", `${prefix}*`, () => bucket.getFiles(query))) ?? [];
     return (files ?? []).map((f) => objectOf(f.metadata));
   }
 

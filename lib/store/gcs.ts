@@ -5,6 +5,7 @@ import { assertKey, LocalStore } from "./local";
 import {
   Artifact,
   ArtifactMeta,
+  ArtifactSource,
   ArtifactStore,
   BuildInfo,
   BuildOutput,
@@ -20,6 +21,59 @@ const GC_BLOB_MIN_AGE_MS = 3_600_000;
 export interface GcsStoreOptions extends GcsBucketOptions {
   /** Reports uploads and lost races. @default stderr */
   progress?: (line: string) => void;
+}
+
+/** The layout of a shared store in its bucket ({@link GcsStore}), read: what another store copies artifacts from. */
+export class GcsArtifactSource implements ArtifactSource {
+  readonly location: string;
+  private readonly prefix: string;
+
+  /** `records` reads records and logs, `files` downloads files (a cache asks for records with a short timeout). */
+  constructor(
+    where: GcsLocation,
+    private readonly records: GcsBucket,
+    private readonly files: GcsBucket = records,
+  ) {
+    this.location = `gs://${where.bucket}/${where.prefix}`;
+    this.prefix = where.prefix;
+  }
+
+  metaName(key: string): string {
+    assertKey(key);
+    return `${this.prefix}artifacts/${key}.json`;
+  }
+
+  fileName(sha256: string): string {
+    return `${this.prefix}files/${sha256}`;
+  }
+
+  logName(key: string): string {
+    return `${this.prefix}logs/${key}.log`;
+  }
+
+  async find(key: string): Promise<ArtifactMeta | undefined> {
+    const raw = await this.records.read(this.metaName(key));
+    return raw && (JSON.parse(raw.toString("utf8")) as ArtifactMeta);
+  }
+
+  /** Downloads every file of the artifact, each checked against its recorded sha256 as it streams. */
+  async fetch(meta: ArtifactMeta, dir: string): Promise<void> {
+    for (const [name, digest] of Object.entries(meta.files)) {
+      const file = path.join(dir, name);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const got = await this.files.download(this.fileName(digest.sha256), file);
+      if (got !== digest.sha256) {
+        throw new Error(
+          `${this.location}: ${this.fileName(digest.sha256)} (file '${name}' of ${meta.key}) has sha256 ${got}: ` +
+            `the object is corrupt; delete it and the key's artifacts/${meta.key}.json so the step builds again`,
+        );
+      }
+    }
+  }
+
+  async readLog(meta: ArtifactMeta): Promise<string | undefined> {
+    return (await this.records.read(this.logName(meta.key)))?.toString("utf8");
+  }
 }
 
 /**
@@ -39,6 +93,7 @@ export class GcsStore implements ArtifactStore {
   readonly location: string;
   private readonly client: GcsBucket;
   private readonly prefix: string;
+  private readonly source: GcsArtifactSource;
   private readonly progress: (line: string) => void;
 
   constructor(
@@ -46,19 +101,19 @@ export class GcsStore implements ArtifactStore {
     readonly cache: LocalStore,
     options: GcsStoreOptions = {},
   ) {
-    this.location = `gs://${where.bucket}/${where.prefix}`;
     this.client = new GcsBucket(where.bucket, options);
+    this.source = new GcsArtifactSource(where, this.client);
+    this.location = this.source.location;
     this.prefix = where.prefix;
     this.progress = options.progress ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
   private metaName(key: string): string {
-    assertKey(key);
-    return `${this.prefix}artifacts/${key}.json`;
+    return this.source.metaName(key);
   }
 
   private fileName(sha256: string): string {
-    return `${this.prefix}files/${sha256}`;
+    return this.source.fileName(sha256);
   }
 
   logPath(key: string): string {
@@ -80,31 +135,7 @@ export class GcsStore implements ArtifactStore {
 
   /** The artifact from the cache, else fetched from the bucket into the cache (every file checked by sha256). */
   async get(key: string): Promise<Artifact | undefined> {
-    const local = await this.cache.get(key);
-    if (local) return local;
-    const raw = await this.client.read(this.metaName(key));
-    if (!raw) return undefined;
-    const meta = JSON.parse(raw.toString("utf8")) as ArtifactMeta;
-    if (meta.key !== key || !meta.files[meta.primary]) return undefined;
-    const log = this.cache.logPath(key);
-    const builtLog = await this.client.read(`${this.prefix}logs/${key}.log`);
-    fs.writeFileSync(
-      log,
-      builtLog ?? `# ${meta.name} (${meta.kind}) ${key}: built elsewhere, no log uploaded\n`,
-    );
-    return this.cache.adopt({ ...meta, log }, async (dir) => {
-      for (const [name, digest] of Object.entries(meta.files)) {
-        const file = path.join(dir, name);
-        fs.mkdirSync(path.dirname(file), { recursive: true });
-        const got = await this.client.download(this.fileName(digest.sha256), file);
-        if (got !== digest.sha256) {
-          throw new Error(
-            `${this.location}: ${this.fileName(digest.sha256)} (file '${name}' of ${key}) has sha256 ${got}: ` +
-              `the object is corrupt; delete it and the key's artifacts/${key}.json so the step builds again`,
-          );
-        }
-      }
-    });
+    return (await this.cache.get(key)) ?? (await this.cache.copyFrom(this.source, key));
   }
 
   /** Fetches or builds the artifact, then makes sure the bucket has it (a build whose upload failed is uploaded now). */
@@ -133,7 +164,7 @@ export class GcsStore implements ArtifactStore {
         await this.client.create(this.fileName(sha256), { file: path.join(artifact.dir, name) });
     }
     // A log already there is another build's of the same key: either tells how the key was built.
-    const logName = `${this.prefix}logs/${key}.log`;
+    const logName = this.source.logName(key);
     if (fs.existsSync(meta.log) && !(await this.client.stat(logName)))
       await this.client.create(logName, { file: meta.log }, { contentType: "text/plain" });
     const record = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
@@ -183,7 +214,7 @@ export class GcsStore implements ArtifactStore {
     if (options.dryRun) return { removed, kept };
     for (const key of removed) {
       await this.client.remove(this.metaName(key), { ifGenerationMatch: metas.get(key)?.generation });
-      await this.client.remove(`${this.prefix}logs/${key}.log`);
+      await this.client.remove(this.source.logName(key));
     }
     const used = new Set(
       kept.flatMap((k) => Object.values(metas.get(k)?.meta.files ?? {}).map((f) => f.sha256)),

@@ -8,6 +8,7 @@ import { acquireLock, isDead, processStartTime } from "./lock";
 import {
   Artifact,
   ArtifactMeta,
+  ArtifactSource,
   ArtifactStore,
   BuildInfo,
   BuildOutput,
@@ -36,12 +37,13 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export interface LocalStoreOptions {
   /**
-   * Other local stores to take a missing key from, read-only: an artifact found there is copied in, each file checked
-   * against its sha256, and nothing is ever written to them (the tests read through the user's own store, so the
-   * kernel an `up` built is not compiled again).
+   * Stores to take a missing key from, read-only, in order: other local stores by directory (the tests read through
+   * the user's own store, so the kernel an `up` built is not compiled again), or sources such as a bucket read as a
+   * cache (`BucketCache`). An artifact found there is copied in, each file checked against its sha256, and nothing is
+   * ever written to them.
    * @default none
    */
-  readThrough?: string[];
+  readThrough?: (string | ArtifactSource)[];
 }
 
 /** The finished artifact `key` of the store at `root`, read without writing anything. */
@@ -55,6 +57,31 @@ async function readArtifact(root: string, key: string): Promise<Artifact | undef
   }
   if (meta.key !== key || !fs.existsSync(path.join(dir, meta.primary))) return undefined;
   return { key, dir, meta };
+}
+
+/** Another local store, read through: files are copied (reflinked where the file system can), never moved. */
+class LocalDirSource implements ArtifactSource {
+  constructor(readonly location: string) {}
+
+  async find(key: string): Promise<ArtifactMeta | undefined> {
+    return (await readArtifact(this.location, key))?.meta;
+  }
+
+  async fetch(meta: ArtifactMeta, dir: string): Promise<void> {
+    for (const name of Object.keys(meta.files)) {
+      const file = path.join(dir, name);
+      await fs.promises.mkdir(path.dirname(file), { recursive: true });
+      await fs.promises.copyFile(
+        path.join(this.location, "artifacts", meta.key, name),
+        file,
+        fs.constants.COPYFILE_FICLONE,
+      );
+    }
+  }
+
+  async readLog(meta: ArtifactMeta): Promise<string | undefined> {
+    return fs.existsSync(meta.log) ? fs.promises.readFile(meta.log, "utf8") : undefined;
+  }
 }
 
 /**
@@ -71,13 +98,13 @@ async function readArtifact(root: string, key: string): Promise<Artifact | undef
  */
 export class LocalStore implements ArtifactStore {
   readonly location: string;
-  private readonly readThrough: string[];
+  private readonly readThrough: ArtifactSource[];
 
   constructor(root: string = defaultStoreDir(), options: LocalStoreOptions = {}) {
     this.location = path.resolve(root);
     this.readThrough = (options.readThrough ?? [])
-      .map((dir) => path.resolve(dir))
-      .filter((dir) => dir !== this.location);
+      .map((source) => (typeof source === "string" ? new LocalDirSource(path.resolve(source)) : source))
+      .filter((source) => source.location !== this.location);
     try {
       for (const sub of ["artifacts", "tmp", "locks", "logs", "refs", "blobs", "cache"]) {
         makeDirectory(path.join(this.location, sub));
@@ -111,7 +138,7 @@ export class LocalStore implements ArtifactStore {
   /** Whether this store, or one it reads through, has `key` (nothing is copied to answer). */
   async has(key: string): Promise<boolean> {
     if (await this.own(key)) return true;
-    for (const other of this.readThrough) if (await readArtifact(other, key)) return true;
+    for (const source of this.readThrough) if (await source.find(key)) return true;
     return false;
   }
 
@@ -125,29 +152,31 @@ export class LocalStore implements ArtifactStore {
     return readArtifact(this.location, key);
   }
 
-  /**
-   * A read-through store's artifact, copied (reflinked where the file system can) into this one, every file checked
-   * against its recorded sha256 by `adopt`; the other store is only read.
-   */
+  /** The artifact from the first store read through that has it, copied in ({@link copyFrom}). */
   private async copyIn(key: string): Promise<Artifact | undefined> {
-    for (const other of this.readThrough) {
-      const found = await readArtifact(other, key);
-      if (!found) continue;
-      const log = this.logPath(key);
-      const copied = `# ${found.meta.name} (${found.meta.kind}) ${key}: copied from ${other}\n`;
-      fs.writeFileSync(
-        log,
-        copied + (fs.existsSync(found.meta.log) ? fs.readFileSync(found.meta.log, "utf8") : ""),
-      );
-      return this.adopt({ ...found.meta, log }, async (dir) => {
-        for (const name of Object.keys(found.meta.files)) {
-          const file = path.join(dir, name);
-          await fs.promises.mkdir(path.dirname(file), { recursive: true });
-          await fs.promises.copyFile(path.join(found.dir, name), file, fs.constants.COPYFILE_FICLONE);
-        }
-      });
+    for (const source of this.readThrough) {
+      try {
+        const copied = await this.copyFrom(source, key);
+        if (copied) return copied;
+      } catch (err) {
+        if (!source.copyFailed) throw err;
+        source.copyFailed(key, err as Error);
+      }
     }
     return undefined;
+  }
+
+  /**
+   * `source`'s artifact `key`, copied into this store with its log, every file checked against its recorded sha256 by
+   * `adopt` (a mismatch stores nothing); undefined when the source lacks it. The source is only read.
+   */
+  async copyFrom(source: ArtifactSource, key: string): Promise<Artifact | undefined> {
+    const meta = await source.find(key);
+    if (!meta || meta.key !== key || !meta.files[meta.primary]) return undefined;
+    const log = this.logPath(key);
+    const origin = `# ${meta.name} (${meta.kind}) ${key}: copied from ${source.location}\n`;
+    fs.writeFileSync(log, origin + ((await source.readLog(meta)) ?? "(no build log kept there)\n"));
+    return this.adopt({ ...meta, log }, (dir) => source.fetch(meta, dir));
   }
 
   async put(

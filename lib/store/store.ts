@@ -73,6 +73,25 @@ export interface Scratch {
   remove(): void;
 }
 
+/**
+ * A store another one takes missing artifacts from, only ever reading it (`LocalStore`'s `readThrough`): another
+ * local store, or a shared store's bucket read as a cache.
+ */
+export interface ArtifactSource {
+  readonly location: string;
+  /** The record of `key`, or undefined when the source lacks it (or, for a cache, cannot be asked). */
+  find(key: string): Promise<ArtifactMeta | undefined>;
+  /** Writes the files of the artifact `meta` records into `dir`; the caller checks them against the record. */
+  fetch(meta: ArtifactMeta, dir: string): Promise<void>;
+  /** The build log of the artifact, if the source kept one. */
+  readLog(meta: ArtifactMeta): Promise<string | undefined>;
+  /**
+   * A cache's: told when an artifact it has could not be copied in (a broken download, a file whose sha256 does not
+   * match), after which the key is built instead. A source without it fails the caller.
+   */
+  copyFailed?(key: string, err: Error): void;
+}
+
 /** Maps step keys to finished artifacts. Publication is atomic and per-key exclusive. */
 export interface ArtifactStore {
   readonly location: string;

@@ -6,7 +6,7 @@ import * as path from "path";
 import { stringify } from "yaml";
 import { RunReport } from "../../lib/runner/local-runner";
 import { GcsStandIn } from "../gcs-stand-in";
-import { PROJECT_ROOT, tempDir } from "../helpers";
+import { helloProject, runCliAsync, tempDir } from "../helpers";
 
 const BUCKET = "antidote-remote-test";
 
@@ -23,22 +23,6 @@ export const greetings = Object.fromEntries(
 );
 export const bundle = new Archive("hello-bundle", { members: greetings, image: "hello" });
 `;
-
-/** A project copy in a temp folder: library, bin and node_modules linked, the test's hello image and stacks written. */
-function scratchProject(): string {
-  const root = tempDir("remote-project");
-  for (const link of ["lib", "bin", "node_modules"])
-    fs.symlinkSync(path.join(PROJECT_ROOT, link), path.join(root, link));
-  for (const file of ["Pulumi.yaml", "index.ts", "tsconfig.json"]) {
-    fs.copyFileSync(path.join(PROJECT_ROOT, file), path.join(root, file));
-  }
-  fs.cpSync(path.join(PROJECT_ROOT, "images", "hello"), path.join(root, "images", "hello"), {
-    recursive: true,
-  });
-  fs.writeFileSync(path.join(root, "images", "hello", "image.ts"), PROGRAM);
-  fs.mkdirSync(path.join(root, "stacks"));
-  return root;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -130,34 +114,6 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Runs the CLI without blocking this process (the stand-in bucket answers from it). */
-function cli(
-  root: string,
-  env: NodeJS.ProcessEnv,
-  ...args: string[]
-): Promise<{ status: number | null; stderr: string; report?: RunReport; ms: number }> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [path.join(root, "bin", "antidote-images.js"), ...args], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) =>
-    child.on("close", (status) =>
-      resolve({
-        status,
-        stderr,
-        report: stdout.trim() ? (JSON.parse(stdout) as RunReport) : undefined,
-        ms: Date.now() - started,
-      }),
-    ),
-  );
-}
-
 function byName(
   report: RunReport | undefined,
 ): Record<string, { status: string; key: string; sha256?: string; location?: string; error?: string }> {
@@ -204,7 +160,7 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
   before(async function () {
     if (!fs.existsSync("/usr/sbin/sshd")) this.skip();
     const endpoint = await standIn.start();
-    root = scratchProject();
+    root = helloProject("remote-project", PROGRAM);
     dir = tempDir("remote-hosts");
     const clientPub = keygen(path.join(dir, "client"));
     const hostEnv = { STORAGE_EMULATOR_HOST: endpoint };
@@ -215,7 +171,9 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
       stringify({ config: { "antidote-images:store": path.join(dir, "store-local") } }),
     );
     env = { ...process.env, ANTIDOTE_BUILD_HOST_KEY: fs.readFileSync(path.join(dir, "client"), "utf8") };
-    for (const name of ["ANTIDOTE_STORE", "ANTIDOTE_SHARED_STORE", "STORAGE_EMULATOR_HOST"]) delete env[name];
+    // Unset, not deleted: runCliAsync adds env to its own environment.
+    for (const name of ["ANTIDOTE_STORE", "ANTIDOTE_SHARED_STORE", "STORAGE_EMULATOR_HOST"])
+      env[name] = undefined;
   });
 
   after(async () => {
@@ -226,7 +184,9 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
   let remote: ReturnType<typeof byName>;
 
   it("up spreads the steps over both hosts, each building into its own store, parents fetched through the bucket", async () => {
-    const { status, stderr, report } = await cli(root, env, "up", "--stack", "remote", "--json");
+    const { status, stderr, report } = await runCliAsync(root, ["up", "--stack", "remote", "--json"], {
+      env,
+    });
     assert.strictEqual(status, 0, stderr);
     remote = byName(report);
     assert.strictEqual(Object.keys(remote).length, 7);
@@ -246,7 +206,7 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
   });
 
   it("gives the same keys and sha256s as a local build", async () => {
-    const { status, stderr, report } = await cli(root, env, "up", "--stack", "local", "--json");
+    const { status, stderr, report } = await runCliAsync(root, ["up", "--stack", "local", "--json"], { env });
     assert.strictEqual(status, 0, stderr);
     const local = byName(report);
     const strip = (steps: typeof remote) =>
@@ -259,7 +219,9 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
   });
 
   it("does no work on either host the second time", async () => {
-    const { status, stderr, report } = await cli(root, env, "up", "--stack", "remote", "--json");
+    const { status, stderr, report } = await runCliAsync(root, ["up", "--stack", "remote", "--json"], {
+      env,
+    });
     assert.strictEqual(status, 0, stderr);
     const again = byName(report);
     for (const [name, step] of Object.entries(again)) {
@@ -271,7 +233,7 @@ describe("remote build hosts: two sshd on loopback sharing a stand-in bucket", f
   it("fails the steps of an unreachable host within its dial timeout, naming it, while the other host's work goes on", async () => {
     const closed = { ...hosts[1], port: await freePort() };
     writeStack("broken", [hosts[0], closed]);
-    const { status, report, ms } = await cli(root, env, "up", "--stack", "broken", "--json");
+    const { status, report, ms } = await runCliAsync(root, ["up", "--stack", "broken", "--json"], { env });
     assert.strictEqual(status, 1);
     const steps = byName(report);
     const failed = Object.values(steps).filter((s) => s.status === "failed");
