@@ -33,8 +33,8 @@ describe("the containerlab example topology: two frr routers and a utility host,
   const lessonDir = tempDir("topology-lesson");
   const targets: Record<string, SshTarget> = {};
 
-  const ssh = async (node: string, command: string) => {
-    const r = await sshRun(targets[node], command, { timeoutMs: 120_000 });
+  const ssh = async (node: string, command: string, timeoutMs = 120_000) => {
+    const r = await sshRun(targets[node], command, { timeoutMs });
     assert.strictEqual(r.status, 0, `${node}: '${command}' failed:\n${r.stdout}${r.stderr}`);
     return r.stdout;
   };
@@ -98,18 +98,25 @@ describe("the containerlab example topology: two frr routers and a utility host,
   it("brings the OSPF adjacency between r1 and r2 to Full, and r1 learns r2's loopback", async function () {
     const full = (neighbor: string) =>
       `for i in $(seq 150); do vtysh -c 'show ip ospf neighbor' | grep -q '^${neighbor.replace(/\./g, "\\.")} .*Full' && break; sleep 2; done; ` +
-      "vtysh -c 'show ip ospf neighbor'";
-    assert.match(await ssh("r1", full("10.255.0.2")), /^10\.255\.0\.2\s.*\bFull\/.*\beth1:10\.0\.12\.1\b/m);
-    assert.match(await ssh("r2", full("10.255.0.1")), /^10\.255\.0\.1\s.*\bFull\/.*\beth1:10\.0\.12\.2\b/m);
+      // What the router says, the daemons' state too when it failed.
+      "vtysh -c 'show ip ospf neighbor'; vtysh -c 'show ip ospf interface'; systemctl --no-pager status frr | head -n 5";
+    assert.match(
+      await ssh("r1", full("10.255.0.2"), 400_000),
+      /^10\.255\.0\.2\s.*\bFull\/.*\beth1:10\.0\.12\.1\b/m,
+    );
+    assert.match(
+      await ssh("r2", full("10.255.0.1"), 400_000),
+      /^10\.255\.0\.1\s.*\bFull\/.*\beth1:10\.0\.12\.2\b/m,
+    );
     const learned = (prefix: string) =>
       `for i in $(seq 60); do ip route show ${prefix} proto ospf | grep -q . && break; sleep 2; done; ip route show proto ospf`;
     assert.match(
-      await ssh("r1", learned("10.255.0.2")),
+      await ssh("r1", learned("10.255.0.2"), 200_000),
       /^10\.255\.0\.2 (nhid \d+ )?via 10\.0\.12\.2 dev eth1/m,
     );
     // The way back to the host: r1 announces its host link.
     assert.match(
-      await ssh("r2", learned("10.0.13.0/24")),
+      await ssh("r2", learned("10.0.13.0/24"), 200_000),
       /^10\.0\.13\.0\/24 (nhid \d+ )?via 10\.0\.12\.1 dev eth1/m,
     );
   });
