@@ -58,7 +58,8 @@ describe("the containerlab example topology: two frr routers and a utility host,
       lessonDir,
       env: { ANTIDOTE_ACCEL: "tcg" },
     });
-    await Promise.all(Object.keys(nodes).map((node) => lab.healthy(node, 900_000)));
+    // Generous: three TCG boots on two shared cores, each router restarting frr for its lesson before sshd starts.
+    await Promise.all(Object.keys(nodes).map((node) => lab.healthy(node, 1_500_000)));
     for (const [node, { image }] of Object.entries(clab.topology.nodes))
       targets[node] = lab.sshTarget(node, built[imageName(image)].metadata.credentials);
   });
