@@ -4,6 +4,12 @@ set -eu
 sed -i -e 's/^bgpd=no/bgpd=yes/' -e 's/^ospfd=no/ospfd=yes/' /etc/frr/daemons
 grep -q '^bgpd=yes' /etc/frr/daemons && grep -q '^ospfd=yes' /etc/frr/daemons
 
+# watchfrr starts the daemons and then loads frr.conf (vtysh -b) in one background job, which it kills after its
+# restart timeout, 20 s by default: a VM under TCG on a busy host takes longer, and its routers came up with no
+# configuration. Lab VMs give it 180 s.
+sed -i 's/^#\?watchfrr_options=.*/watchfrr_options="--restart-timeout 180"/' /etc/frr/daemons
+grep -q '^watchfrr_options="--restart-timeout 180"$' /etc/frr/daemons
+
 # One integrated configuration, readable by the frrvty group (the login user is in it).
 cat > /etc/frr/vtysh.conf <<'CONF'
 service integrated-vtysh-config

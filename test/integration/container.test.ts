@@ -14,6 +14,7 @@ import { StepResult, StepSpec } from "../../lib/steps/step";
 import { sshRun, SshTarget } from "../../lib/vm/ssh";
 import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
 import { bootTestSpec, debianBaseDisk, definitions, spec } from "../fixtures/disk";
+import { wireLink } from "../fixtures/topology";
 import { PROJECT_ROOT, runCli, sharedTestStore, tempDir } from "../helpers";
 
 const REGISTRY = "127.0.0.1:5000";
@@ -143,15 +144,11 @@ describe("ContainerImage (real dockerd and registry)", function () {
     let consolePort: number;
     let logWhenEth1Came = "";
 
-    /** A lab link as containerlab makes one: a veth pair, one end moved into the container and renamed eth<index>. */
+    /** A lab link as containerlab makes one, from the container's eth<index> to this test's namespace (`address`). */
     function link(pid: string, index: number, address: string): void {
-      const [outside, inside] = [`${tag}o${index}`, `${tag}i${index}`];
-      sh("ip", ["link", "add", outside, "type", "veth", "peer", "name", inside]);
-      sh("ip", ["link", "set", outside, "netns", netns]);
-      sh("ip", ["link", "set", inside, "netns", pid]);
-      sh("nsenter", [`--net=/proc/${pid}/ns/net`, "ip", "link", "set", inside, "name", `eth${index}`]);
+      const outside = `${tag}o${index}`;
+      wireLink(`${tag}l${index}`, { pid, ifname: `eth${index}` }, { netns, ifname: outside });
       sh("ip", ["-n", netns, "addr", "add", address, "dev", outside]);
-      sh("ip", ["-n", netns, "link", "set", outside, "up"]);
     }
 
     before(async function () {

@@ -3,16 +3,11 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { lessonCheckArgs } from "../../lib/lesson/check";
-import { loadMetadata } from "../../lib/metadata/metadata";
 import { shellQuote } from "../../lib/steps/rootfs/tree";
-import { runStep } from "../../lib/steps/run";
-import { StepResult } from "../../lib/steps/step";
 import { chooseAccelerator } from "../../lib/vm/accel";
 import { freePort, RunningVm, startVm } from "../../lib/vm/qemu";
 import { sshRun, SshTarget } from "../../lib/vm/ssh";
-import { buildContainer, containerSpec, testLauncher } from "../fixtures/container";
-import { definitions, diskSpec, testKernel } from "../fixtures/disk";
-import { buildRootfs, debianBase } from "../fixtures/rootfs";
+import { labContainer, labDisk, labMetadata } from "../fixtures/lab-images";
 import { PROJECT_ROOT, sharedTestStore, tempDir } from "../helpers";
 import {
   FileVerdict,
@@ -21,7 +16,7 @@ import {
   lessonValidateJson,
 } from "../lesson-fixtures";
 
-const FRR = loadMetadata(path.join(PROJECT_ROOT, "images", "frr"));
+const FRR = labMetadata("frr");
 /** What `lesson validate --image frr` checks against; the VM has these NICs. */
 const FRR_INTERFACES = FRR.interfaces.map((i) => i.name);
 
@@ -74,27 +69,6 @@ const BAD: Record<string, { doc: object; entries: string[] }> = {
     entries: ["interfaces.eth1.addresses[1]"],
   },
 };
-
-/** The frr image's disk as images/frr/image.ts builds it, on the shared debian-base and test kernel. */
-async function frrDisk(store: ReturnType<typeof sharedTestStore>): Promise<StepResult> {
-  const [base, kernel] = await Promise.all([debianBase(store), testKernel(store)]);
-  const rootfs = await buildRootfs(
-    store,
-    "frr",
-    {
-      packages: ["frr", "frr-pythontools"],
-      groups: ["frr", "frrvty"],
-      install: path.join(PROJECT_ROOT, "images/frr/install.sh"),
-    },
-    { base },
-  );
-  return runStep(diskSpec("frr", {}, { rootfs: rootfs.key, kernel: kernel.key }), {
-    store,
-    definitions,
-    root: PROJECT_ROOT,
-    progress: () => {},
-  });
-}
 
 /** A lesson directory with the two-router lesson, readable by the container's unprivileged QEMU. */
 function lessonDir(extra: Record<string, object> = {}): string {
@@ -167,7 +141,7 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
       lesson,
     );
     onHost.catch(() => {}); // awaited by the tests that compare
-    const disk = await frrDisk(store);
+    const disk = await labDisk(store, "frr");
     const overlay = path.join(work, "overlay.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", disk.primary, "-F", "qcow2", overlay]);
     const accel = await chooseAccelerator("auto", store.cacheDir("kvm-probe"));
@@ -349,13 +323,7 @@ describe("lesson configuration in a running frr container (real dockerd, TCG)", 
 
   before(async function () {
     execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-dockerd.sh")], { stdio: "inherit" });
-    const disk = await frrDisk(store);
-    const launcher = await testLauncher(store);
-    const container = await buildContainer(
-      store,
-      containerSpec("frr-lesson-container", "frr", FRR, { disk: disk.key, launcher: launcher.key }),
-    );
-    ref = String(container.outputs.ref);
+    ref = (await labContainer(store, "frr")).ref;
   });
 
   after(function () {

@@ -1,7 +1,10 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import { rootfsInputs } from "../../lib/components/rootfs";
+import { RootfsStepArgs } from "../../lib/steps/rootfs";
 import { StepSpec } from "../../lib/steps/step";
+import { labRootfsArgs } from "../fixtures/lab-images";
 import { PROJECT_ROOT, tempDir } from "../helpers";
 import { RecordedResource, useMocks } from "../mocks";
 
@@ -15,6 +18,12 @@ function copyOfImages(): string {
 
 /** Step name → key, for every step the program registers with `imagesDir` as its images. */
 async function stepKeys(imagesDir: string): Promise<Record<string, string>> {
+  const specs = await stepSpecs(imagesDir);
+  return Object.fromEntries(Object.entries(specs).map(([name, s]) => [name, s.key]));
+}
+
+/** Step name → spec, for every step the program registers with `imagesDir` as its images. */
+async function stepSpecs(imagesDir: string): Promise<Record<string, StepSpec>> {
   // A fresh program, as each `pulumi up` is: the images and the library (its shared kernel and launcher) load anew.
   const lib = path.join(PROJECT_ROOT, "lib") + path.sep;
   for (const id of Object.keys(require.cache)) {
@@ -27,10 +36,30 @@ async function stepKeys(imagesDir: string): Promise<Record<string, string>> {
   const specs = resources
     .filter((r) => r.type === "command:local:Command" && typeof r.inputs.stdin === "string")
     .map((r) => JSON.parse(r.inputs.stdin as string) as StepSpec);
-  return Object.fromEntries(specs.map((s) => [s.name, s.key]));
+  return Object.fromEntries(specs.map((s) => [s.name, s]));
 }
 
 describe("the project's images (Pulumi mocks)", () => {
+  it("are built by the integration tests' fixtures with the Rootfs arguments the program gives them", async function () {
+    this.timeout(60_000);
+    const specs = await stepSpecs(path.join(PROJECT_ROOT, "images"));
+    for (const name of ["frr", "utility"] as const) {
+      const program = specs[`${name}-rootfs`];
+      const fixture = rootfsInputs(name, labRootfsArgs(name));
+      const { packages, hooks, playbook } = program.args as unknown as RootfsStepArgs;
+      assert.deepStrictEqual(
+        { packages, hooks, playbook, files: Object.keys(program.files).sort() },
+        {
+          packages: fixture.args.packages,
+          hooks: fixture.args.hooks,
+          playbook: fixture.args.playbook,
+          files: Object.keys(fixture.files).sort(),
+        },
+        `${name}: test/fixtures/lab-images.ts and images/${name}/image.ts disagree`,
+      );
+    }
+  });
+
   it("builds every image to a container, and an edit of frr/install.sh changes frr's keys and no one else's", async function () {
     this.timeout(60_000);
     const images = copyOfImages();
