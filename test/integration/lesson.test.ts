@@ -349,11 +349,16 @@ describe("lesson configuration in a running frr container (real dockerd, TCG)", 
 
   before(async function () {
     execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-dockerd.sh")], { stdio: "inherit" });
-    const disk = await frrDisk(store);
+    const [disk, kernel] = await Promise.all([frrDisk(store), testKernel(store)]);
     const launcher = await testLauncher(store);
+    // With its kernel: the container boots it directly (microvm), the way LabImage builds frr.
     const container = await buildContainer(
       store,
-      containerSpec("frr-lesson-container", "frr", FRR, { disk: disk.key, launcher: launcher.key }),
+      containerSpec("frr-lesson-container", "frr", FRR, {
+        disk: disk.key,
+        launcher: launcher.key,
+        kernel: kernel.key,
+      }),
     );
     ref = String(container.outputs.ref);
   });
