@@ -251,6 +251,11 @@ if [ "$boot" = direct ]; then
   # TSC against (microvm has no HPET, no PM timer, no port 0x61 for the PIT) and stalls: its TSC is the host's, whose
   # rate the host's /proc/cpuinfo gives. The PIT and PIC stay for TCG's timer interrupts; KVM has kvmclock.
   append=$kernel_cmdline
+  # microvm has no SMBIOS (qboot builds none), so the lesson host travels as the guest's host name, which systemd
+  # sets from the command line before antidote-configure runs; antidote-configure falls back to it.
+  if [ -e "$lesson_dir/lesson.json" ] && [[ $lesson_host =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$ ]]; then
+    append+=" systemd.hostname=$lesson_host"
+  fi
   if [ "$accel" = tcg ]; then
     tsc_khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
     if [ -n "$tsc_khz" ]; then append+=" tsc_early_khz=$tsc_khz"; fi
