@@ -258,7 +258,9 @@ if [ "$boot" = direct ]; then
   fi
   if [ "$accel" = tcg ]; then
     tsc_khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
-    if [ -n "$tsc_khz" ]; then append+=" tsc_early_khz=$tsc_khz"; fi
+    # tsc=reliable: the clocksource watchdog compares the TSC with the PIT's ticks, which a loaded host delays; it
+    # then drops the TSC for jiffies and the guest crawls (sshd never started, seen under load 15 on 2 cores).
+    if [ -n "$tsc_khz" ]; then append+=" tsc_early_khz=$tsc_khz tsc=reliable"; fi
   fi
   machine_args=(-machine "microvm,x-option-roms=off,rtc=on" -kernel "$kernel" -append "$append")
   disk_args=(-drive "$drive,if=none,id=disk" -device "virtio-blk-device,drive=disk")
