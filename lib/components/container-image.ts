@@ -28,7 +28,12 @@ export interface ContainerImageArgs {
   metadata?: ImageMetadata | string;
   /** The base image with QEMU and the launch script. @default the program's shared launcher ({@link sharedLauncher}) */
   launcher?: Launcher;
-  /** A kernel (a `Kernel`) whose `.deb` is uploaded next to the disk, when the stack has a bucket. @default none */
+  /**
+   * The disk's kernel (a `Kernel`, the one its `Qcow2Disk` was built with): the image holds it and the launcher boots
+   * it directly on QEMU's `microvm` with the disk's command line, skipping firmware and GRUB (docs/container.md); its
+   * `.deb` is uploaded next to the disk when the stack has a bucket.
+   * @default none: the launcher boots the disk by firmware and GRUB, as an imported vendor disk
+   */
   kernel?: BuiltStep;
   /** Repository name, locally (`antidote-images/<repository>`) and in the stack's registry. @default the image name */
   repository?: string;
@@ -82,7 +87,12 @@ export class ContainerImage extends StepComponent {
         untested: !args.bootTest,
         healthStartSeconds: args.healthStartSeconds ?? 600,
       },
-      parents: { disk: args.disk, launcher, ...(args.bootTest ? { bootTest: args.bootTest } : {}) },
+      parents: {
+        disk: args.disk,
+        launcher,
+        ...(args.bootTest ? { bootTest: args.bootTest } : {}),
+        ...(args.kernel ? { kernel: args.kernel } : {}),
+      },
     });
     this.localImage = this.result.apply((r) => String(r.outputs.ref));
 

@@ -3,13 +3,16 @@ import * as path from "path";
 import { Json } from "../keys";
 import { ImageMetadata } from "../metadata/schema";
 import { DockerImageInfo, inspectImage } from "./docker";
-import { ArtifactStore } from "../store/store";
+import { Artifact, ArtifactStore } from "../store/store";
 import { ensureLauncherImage, LauncherRecord } from "./launcher";
 import { StepLog } from "./log";
 import { argsObject, StepArgsError, StepContext, StepDefinition } from "./step";
 
 /** Where the disk is in every lab image; the launch script's default `ANTIDOTE_DISK`. */
 export const CONTAINER_DISK_PATH = "/disk/disk.qcow2";
+
+/** Where the disk's kernel is in a lab image that boots it directly (`ANTIDOTE_KERNEL`). */
+export const CONTAINER_KERNEL_PATH = "/disk/vmlinuz";
 
 /** TCP port of the VM's serial console in every lab container (vrnetlab's convention: `telnet <node> 5000`). */
 export const CONSOLE_PORT = 5000;
@@ -45,7 +48,8 @@ export interface ContainerRecord extends DockerImageInfo {
  */
 export const containerStep: StepDefinition<ContainerStepArgs> = {
   kind: "container",
-  version: 3,
+  // 4: the disk's kernel and command line for the direct boot; health from the launcher's readiness file.
+  version: 4,
   parseArgs(raw: Json): ContainerStepArgs {
     const args = argsObject(raw);
     const { repository, metadata, untested, healthStartSeconds } = args;
@@ -91,8 +95,9 @@ export const containerStep: StepDefinition<ContainerStepArgs> = {
 };
 
 async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
-  const { disk, launcher, bootTest } = ctx.parents;
+  const { disk, launcher, bootTest, kernel } = ctx.parents;
   if (!disk || !launcher) throw new Error("a container needs 'disk' and 'launcher' parents");
+  const kernelCmdline = kernel ? directBootCmdline(disk, kernel) : undefined;
   if (!ctx.args.untested) {
     if (!bootTest) throw new Error("no boot test: an untested disk is not published (untested: false)");
     if (bootTest.meta.outputs.passed !== true || bootTest.meta.inputs.parents.disk !== disk.key) {
@@ -110,16 +115,15 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
     diskSha256,
     bootTest: bootTest?.key,
     healthStartSeconds: ctx.args.healthStartSeconds,
+    kernelCmdline,
   });
   fs.writeFileSync(path.join(ctx.out, "Dockerfile"), dockerfile);
   ctx.log.progress(`${ctx.spec.image}: docker build ${ref.slice(0, 40)}…`);
-  await buildLabImage(
-    ctx.log,
-    ctx.store,
-    path.join(ctx.out, "Dockerfile"),
-    path.join(disk.dir, diskFile),
+  await buildLabImage(ctx.log, ctx.store, path.join(ctx.out, "Dockerfile"), {
+    disk: path.join(disk.dir, diskFile),
+    kernel: kernel && path.join(kernel.dir, kernel.meta.primary),
     ref,
-  );
+  });
   const image = await inspectImage(ref);
   if (!image) throw new Error(`dockerd does not show the image it just built as ${ref}`);
   const record = containerRecord(ref, base, image, diskSha256);
@@ -147,23 +151,25 @@ export async function ensureContainerImage(store: ArtifactStore, key: string): P
   const present = await inspectImage(record.ref);
   if (present && present.layers.join() === record.layers.join()) return record;
   const parents = artifact.meta.inputs.parents;
-  const [disk, launcher] = await Promise.all([store.get(parents.disk), store.get(parents.launcher)]);
-  if (!disk || !launcher) {
+  const [disk, launcher, kernel] = await Promise.all([
+    store.get(parents.disk),
+    store.get(parents.launcher),
+    parents.kernel ? store.get(parents.kernel) : undefined,
+  ]);
+  if (!disk || !launcher || (parents.kernel && !kernel)) {
     throw new Error(
-      `dockerd has no ${record.ref} and the store no longer holds its disk or launcher; remove ${artifact.dir} ` +
-        `to build it anew`,
+      `dockerd has no ${record.ref} and the store no longer holds its disk, kernel or launcher; remove ` +
+        `${artifact.dir} to build it anew`,
     );
   }
   const log = new StepLog(store.logPath(key), new AbortController().signal, () => {});
   log.progress(`${artifact.meta.image}: dockerd has no ${record.ref}: building it again from the store`);
   await ensureLauncherImage(launcher, store, log);
-  await buildLabImage(
-    log,
-    store,
-    path.join(artifact.dir, "Dockerfile"),
-    path.join(disk.dir, disk.meta.primary),
-    record.ref,
-  );
+  await buildLabImage(log, store, path.join(artifact.dir, "Dockerfile"), {
+    disk: path.join(disk.dir, disk.meta.primary),
+    kernel: kernel && path.join(kernel.dir, kernel.meta.primary),
+    ref: record.ref,
+  });
   const image = await inspectImage(record.ref);
   if (!image || image.layers.join() !== record.layers.join()) {
     throw new Error(
@@ -178,27 +184,51 @@ export async function ensureContainerImage(store: ArtifactStore, key: string): P
 const DISK_LAYER_MTIME = 946684800;
 
 /**
- * `docker build` with a context of just `disk/disk.qcow2`, copied (reflinked where the filesystem can) and dated
- * {@link DISK_LAYER_MTIME}, directory included. The Dockerfile's `COPY . /` then writes a layer whose bytes are the
- * same at every build: a `COPY file /disk/…` would date the `/disk` it creates with the build's own clock.
+ * The kernel command line of a direct boot: the one the disk's GRUB passes, recorded by the disk step. The kernel
+ * must be the disk's own (the one installed in it), so that both boots run the same kernel.
+ */
+function directBootCmdline(disk: Artifact, kernel: Artifact): string {
+  if (disk.meta.inputs.parents.kernel !== kernel.key) {
+    throw new Error(
+      `kernel ${kernel.key} is not the one disk ${disk.key} was built with ` +
+        `(${disk.meta.inputs.parents.kernel ?? "an imported disk has none"}): a direct boot needs the disk's own kernel`,
+    );
+  }
+  const cmdline = disk.meta.outputs.kernelCmdline;
+  if (typeof cmdline !== "string" || !cmdline) {
+    throw new Error(`disk ${disk.key} records no kernel command line (kernelCmdline): build the disk anew`);
+  }
+  return cmdline;
+}
+
+/**
+ * `docker build` with a context of just `disk/disk.qcow2` (and `disk/vmlinuz` for a direct boot), copied (reflinked
+ * where the filesystem can) and dated {@link DISK_LAYER_MTIME}, directory included. The Dockerfile's `COPY . /` then
+ * writes a layer whose bytes are the same at every build: a `COPY file /disk/…` would date the `/disk` it creates
+ * with the build's own clock.
  */
 async function buildLabImage(
   log: StepLog,
   store: ArtifactStore,
   dockerfile: string,
-  diskPath: string,
-  ref: string,
+  files: { disk: string; kernel?: string; ref: string },
 ): Promise<void> {
   const { dir: context, remove: removeContext } = store.scratchDir("antidote-container-context");
   try {
-    const inContext = path.join(context, CONTAINER_DISK_PATH);
-    fs.mkdirSync(path.dirname(inContext));
-    fs.copyFileSync(diskPath, inContext, fs.constants.COPYFILE_FICLONE);
-    fs.chmodSync(inContext, 0o644);
-    fs.chmodSync(path.dirname(inContext), 0o755);
-    for (const entry of [inContext, path.dirname(inContext)])
-      fs.utimesSync(entry, DISK_LAYER_MTIME, DISK_LAYER_MTIME);
-    await log.exec("docker", ["build", "--quiet", "--file", dockerfile, "--tag", ref, context], {
+    const directory = path.join(context, path.dirname(CONTAINER_DISK_PATH));
+    fs.mkdirSync(directory);
+    const entries = [directory];
+    const copies: [string, string][] = [[files.disk, CONTAINER_DISK_PATH]];
+    if (files.kernel) copies.push([files.kernel, CONTAINER_KERNEL_PATH]);
+    for (const [from, to] of copies) {
+      const inContext = path.join(context, to);
+      fs.copyFileSync(from, inContext, fs.constants.COPYFILE_FICLONE);
+      fs.chmodSync(inContext, 0o644);
+      entries.push(inContext);
+    }
+    fs.chmodSync(directory, 0o755);
+    for (const entry of entries) fs.utimesSync(entry, DISK_LAYER_MTIME, DISK_LAYER_MTIME);
+    await log.exec("docker", ["build", "--quiet", "--file", dockerfile, "--tag", files.ref, context], {
       env: { DOCKER_BUILDKIT: "0" },
       capture: true,
     });
@@ -234,6 +264,8 @@ export interface DockerfileInputs {
   /** Key of the passed boot test; none for an untested build. */
   bootTest?: string;
   healthStartSeconds: number;
+  /** The disk's kernel command line when the image holds its kernel for a direct boot; none boots by firmware. */
+  kernelCmdline?: string;
 }
 
 /**
@@ -271,6 +303,12 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
     // The lab's well-known login, also in the labels: the health check logs in with it.
     ["ANTIDOTE_SSH_USER", m.credentials.username],
     ["ANTIDOTE_SSH_PASSWORD", m.credentials.password],
+    ...(inputs.kernelCmdline
+      ? [
+          ["ANTIDOTE_KERNEL", CONTAINER_KERNEL_PATH] as [string, string],
+          ["ANTIDOTE_KERNEL_CMDLINE", inputs.kernelCmdline] as [string, string],
+        ]
+      : []),
   ];
   return [
     `FROM ${inputs.base}`,
@@ -279,7 +317,9 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
     `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(" \\\n      ")}`,
     `ENV ${env.map(([k, v]) => `${k}=${quote(v)}`).join(" \\\n    ")}`,
     `EXPOSE ${[...m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`), `${CONSOLE_PORT}/tcp`].join(" ")}`,
-    `HEALTHCHECK --interval=5s --timeout=30s --start-period=${inputs.healthStartSeconds}s --retries=3 ` +
+    // The check only reads the readiness the launcher records (antidote-health): cheap enough every second, so the
+    // container turns healthy within a second of the VM's first SSH login (dockerd 20.10 has no --start-interval).
+    `HEALTHCHECK --interval=1s --timeout=10s --start-period=${inputs.healthStartSeconds}s --retries=3 ` +
       `CMD ["/usr/local/bin/antidote-health"]`,
     "STOPSIGNAL SIGTERM",
     `ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/antidote-launch"]`,

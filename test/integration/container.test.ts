@@ -64,7 +64,7 @@ describe("ContainerImage (real dockerd and registry)", function () {
     execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-dockerd.sh")], { stdio: "inherit" });
     execFileSync("bash", [path.join(PROJECT_ROOT, "scripts", "start-registry.sh")], { stdio: "inherit" });
     // The rootfs, kernel, disk and boot test the other integration tests built (or build them here, once).
-    const { disk } = await debianBaseDisk(store);
+    const { disk, kernel } = await debianBaseDisk(store);
     const bootTest = await runStep(bootTestSpec("debian-base", disk.key), {
       store,
       definitions,
@@ -76,6 +76,7 @@ describe("ContainerImage (real dockerd and registry)", function () {
       disk: disk.key,
       launcher: launcher.key,
       bootTest: bootTest.key,
+      kernel: kernel.key,
     });
     container = await buildContainer(store, baseContainerSpec);
   });
@@ -121,205 +122,218 @@ describe("ContainerImage (real dockerd and registry)", function () {
     } finally {
       quietly("docker", ["rm", "--force", plain]);
     }
-    for (const [value, message] of [
-      ["16", /error: CLAB_INTFS is 16: a VM has at most 15 data NICs \(16 in all\)/],
-      ["two", /error: CLAB_INTFS must be a whole number, got 'two'/],
+    for (const [env, message] of [
+      ["CLAB_INTFS=16", /error: CLAB_INTFS is 16: a VM has at most 15 data NICs \(16 in all\)/],
+      ["CLAB_INTFS=two", /error: CLAB_INTFS must be a whole number, got 'two'/],
+      ["ANTIDOTE_BOOT=uefi", /error: ANTIDOTE_BOOT must be auto, direct or firmware, got 'uefi'/],
+      [
+        "CLAB_INTFS=5 ANTIDOTE_BOOT=direct",
+        /error: ANTIDOTE_BOOT=direct: 6 NICs, the disk and 2 shares need 9 virtio-mmio slots, microvm has 8/,
+      ],
     ] as const) {
-      const run = spawnSync("docker", ["run", "--rm", "--env", `CLAB_INTFS=${value}`, ref], {
-        encoding: "utf8",
-      });
+      const envs = env.split(" ").flatMap((e) => ["--env", e]);
+      const run = spawnSync("docker", ["run", "--rm", ...envs, ref], { encoding: "utf8" });
       assert.strictEqual(run.status, 1, run.stderr);
       assert.match(run.stderr, message);
     }
   });
 
-  describe("a running lab container, wired as containerlab wires a node", function () {
-    const tag = `ait${process.pid}`;
-    const name = `antidote-it-${process.pid}`;
-    const netns = `antidote-it-${process.pid}`;
-    const lesson = tempDir("lesson");
-    // How long the launcher waits for the links: eth1 comes within it, eth2 only after it.
-    const interfaceTimeout = 20;
-    let target: SshTarget;
-    let consolePort: number;
-    let logWhenEth1Came = "";
+  // Both boot paths: the disk's kernel directly on microvm (the default of an image that has it), and the fallback,
+  // pc with firmware and GRUB (ANTIDOTE_BOOT=firmware, what a vendor disk gets).
+  for (const boot of ["direct", "firmware"] as const)
+    describe(`a running lab container, wired as containerlab wires a node (${boot} boot)`, function () {
+      const tag = `ait${boot[0]}${process.pid}`;
+      const name = `antidote-it-${boot}-${process.pid}`;
+      const netns = `antidote-it-${boot}-${process.pid}`;
+      const lesson = tempDir("lesson");
+      // How long the launcher waits for the links: eth1 comes within it, eth2 only after it.
+      const interfaceTimeout = 20;
+      let target: SshTarget;
+      let consolePort: number;
+      let logWhenEth1Came = "";
 
-    /** A lab link as containerlab makes one, from the container's eth<index> to this test's namespace (`address`). */
-    function link(pid: string, index: number, address: string): void {
-      const outside = `${tag}o${index}`;
-      wireLink(`${tag}l${index}`, { pid, ifname: `eth${index}` }, { netns, ifname: outside });
-      sh("ip", ["-n", netns, "addr", "add", address, "dev", outside]);
-    }
+      /** A lab link as containerlab makes one, from the container's eth<index> to this test's namespace (`address`). */
+      function link(pid: string, index: number, address: string): void {
+        const outside = `${tag}o${index}`;
+        wireLink(`${tag}l${index}`, { pid, ifname: `eth${index}` }, { netns, ifname: outside });
+        sh("ip", ["-n", netns, "addr", "add", address, "dev", outside]);
+      }
 
-    before(async function () {
-      fs.chmodSync(lesson, 0o755);
-      fs.writeFileSync(path.join(lesson, "hello.txt"), `lesson file ${process.pid}\n`);
-      fs.chmodSync(path.join(lesson, "hello.txt"), 0o644);
-      sh("docker", [
-        "run",
-        "--detach",
-        "--name",
-        name,
-        "--cap-add",
-        "NET_ADMIN",
-        // As vrnetlab and containerlab run QEMU containers: the node comes with the host's mode, 0600.
-        "--device",
-        "/dev/net/tun",
-        "--publish",
-        "127.0.0.1::22",
-        "--publish",
-        `127.0.0.1::${CONSOLE_PORT}`,
-        "--volume",
-        `${lesson}:/antidote:ro`,
-        // What containerlab gives a node with two links: their count, and a terminal.
-        "--env",
-        "CLAB_INTFS=2",
-        "--tty",
-        // The metadata's count (and this) give way to CLAB_INTFS.
-        "--env",
-        "ANTIDOTE_NICS=5",
-        "--env",
-        `ANTIDOTE_INTERFACE_TIMEOUT=${interfaceTimeout}`,
-        "--env",
-        "ANTIDOTE_ACCEL=tcg",
-        String(container.outputs.ref),
-      ]);
-      // containerlab moves a node's links in after the container started: eth1 a few seconds after the launcher
-      // began waiting, eth2 only once it gave up and booted.
-      await waitFor("the launcher to wait for the links", 60_000, () =>
-        /antidote-launch: waiting up to/.test(containerLog(name)) ? true : undefined,
-      );
-      await sleep(2000);
-      const pid = sh("docker", ["inspect", "-f", "{{.State.Pid}}", name]);
-      sh("ip", ["netns", "add", netns]);
-      logWhenEth1Came = containerLog(name);
-      link(pid, 1, "192.0.2.1/24");
-      await waitFor("the launcher to boot the VM", (interfaceTimeout + 60) * 1000, () =>
-        /antidote-launch: booting/.test(containerLog(name)) ? true : undefined,
-      );
-      link(pid, 2, "198.51.100.1/24");
-      const port = (containerPort: number) =>
-        Number(
-          sh("docker", ["port", name, `${containerPort}/tcp`])
-            .split(":")
-            .pop(),
+      before(async function () {
+        fs.chmodSync(lesson, 0o755);
+        fs.writeFileSync(path.join(lesson, "hello.txt"), `lesson file ${process.pid}\n`);
+        fs.chmodSync(path.join(lesson, "hello.txt"), 0o644);
+        sh("docker", [
+          "run",
+          "--detach",
+          "--name",
+          name,
+          "--cap-add",
+          "NET_ADMIN",
+          // As vrnetlab and containerlab run QEMU containers: the node comes with the host's mode, 0600.
+          "--device",
+          "/dev/net/tun",
+          "--publish",
+          "127.0.0.1::22",
+          "--publish",
+          `127.0.0.1::${CONSOLE_PORT}`,
+          "--volume",
+          `${lesson}:/antidote:ro`,
+          // What containerlab gives a node with two links: their count, and a terminal.
+          "--env",
+          "CLAB_INTFS=2",
+          "--tty",
+          // The metadata's count (and this) give way to CLAB_INTFS.
+          "--env",
+          "ANTIDOTE_NICS=5",
+          "--env",
+          `ANTIDOTE_INTERFACE_TIMEOUT=${interfaceTimeout}`,
+          "--env",
+          "ANTIDOTE_ACCEL=tcg",
+          "--env",
+          `ANTIDOTE_BOOT=${boot}`,
+          String(container.outputs.ref),
+        ]);
+        // containerlab moves a node's links in after the container started: eth1 a few seconds after the launcher
+        // began waiting, eth2 only once it gave up and booted.
+        await waitFor("the launcher to wait for the links", 60_000, () =>
+          /antidote-launch: waiting up to/.test(containerLog(name)) ? true : undefined,
         );
-      target = {
-        port: port(22),
-        user: metadata.credentials.username,
-        password: metadata.credentials.password,
-      };
-      consolePort = port(CONSOLE_PORT);
-    });
-
-    after(function () {
-      quietly("docker", ["rm", "--force", name]);
-      quietly("ip", ["netns", "del", netns]);
-      fs.rmSync(lesson, { recursive: true, force: true });
-    });
-
-    it("becomes healthy once the VM accepts an SSH login", async function () {
-      const started = Date.now();
-      await waitFor("the container to be healthy", 900_000, () => {
-        const status = sh("docker", ["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", name]);
-        if (status.startsWith("exited"))
-          throw new Error(`the container exited:\n${sh("docker", ["logs", "--tail", "40", name])}`);
-        return status === "running healthy" ? true : undefined;
+        await sleep(2000);
+        const pid = sh("docker", ["inspect", "-f", "{{.State.Pid}}", name]);
+        sh("ip", ["netns", "add", netns]);
+        logWhenEth1Came = containerLog(name);
+        link(pid, 1, "192.0.2.1/24");
+        await waitFor("the launcher to boot the VM", (interfaceTimeout + 60) * 1000, () =>
+          /antidote-launch: booting/.test(containerLog(name)) ? true : undefined,
+        );
+        link(pid, 2, "198.51.100.1/24");
+        const port = (containerPort: number) =>
+          Number(
+            sh("docker", ["port", name, `${containerPort}/tcp`])
+              .split(":")
+              .pop(),
+          );
+        target = {
+          port: port(22),
+          user: metadata.credentials.username,
+          password: metadata.credentials.password,
+        };
+        consolePort = port(CONSOLE_PORT);
       });
-      console.log(`      healthy after ${((Date.now() - started) / 1000).toFixed(0)} s`);
-      const login = await sshRun(target, "id -un && hostname", { timeoutMs: 60_000 });
-      assert.strictEqual(login.status, 0, login.stderr);
-      assert.match(login.stdout, new RegExp(`^${metadata.credentials.username}\\n`));
-    });
 
-    it("waits for CLAB_INTFS links before booting, one VM NIC per link; a link later than that is plugged in", function () {
-      assert.doesNotMatch(logWhenEth1Came, /antidote-launch: booting/, "still waiting when eth1 came");
-      const log = containerLog(name);
-      const order = [
-        `antidote-launch: waiting up to ${interfaceTimeout}s for eth1..eth2 (CLAB_INTFS=2)`,
-        "antidote-launch: eth1 (mtu 1500) stitched to VM NIC 1",
-        `antidote-launch: eth2 not there after ${interfaceTimeout}s: booting without`,
-        "antidote-launch: booting /disk/disk.qcow2: tcg, 512 MiB, 1 CPU(s), 3 NIC(s)",
-        "antidote-launch: eth2 (mtu 1500) stitched to VM NIC 2",
-        "antidote-launch: VM NIC 2 plugged in",
-      ].map((line) => [line, log.indexOf(line)] as const);
-      for (const [line, at] of order) assert.ok(at >= 0, `the log has "${line}":\n${log}`);
-      assert.deepStrictEqual(
-        order.map(([line]) => line),
-        [...order].sort((a, b) => a[1] - b[1]).map(([line]) => line),
-        `in this order:\n${log}`,
-      );
-    });
+      after(function () {
+        quietly("docker", ["rm", "--force", name]);
+        quietly("ip", ["netns", "del", netns]);
+        fs.rmSync(lesson, { recursive: true, force: true });
+      });
 
-    it("stitches eth1 and eth2 to the VM's NICs: the namespace pings addresses set over SSH on both", async function () {
-      const configure = await sshRun(
-        target,
-        "sudo -n ip addr add 192.0.2.2/24 dev eth1 && sudo -n ip link set eth1 up && " +
-          "sudo -n ip addr add 198.51.100.2/24 dev eth2 && sudo -n ip link set eth2 up && " +
-          "sleep 1 && cat /sys/class/net/eth1/carrier /sys/class/net/eth2/carrier",
-        { timeoutMs: 60_000 },
-      );
-      assert.strictEqual(configure.status, 0, configure.stderr);
-      assert.strictEqual(configure.stdout, "1\n1\n", "the VM sees a carrier on both NICs");
-      for (const address of ["192.0.2.2", "198.51.100.2"]) {
-        const ping = spawnSync("ip", ["netns", "exec", netns, "ping", "-c", "3", "-W", "5", address], {
-          encoding: "utf8",
+      it("becomes healthy once the VM accepts an SSH login", async function () {
+        const started = Date.now();
+        await waitFor("the container to be healthy", 900_000, () => {
+          const status = sh("docker", ["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", name]);
+          if (status.startsWith("exited"))
+            throw new Error(`the container exited:\n${sh("docker", ["logs", "--tail", "40", name])}`);
+          return status === "running healthy" ? true : undefined;
         });
-        assert.strictEqual(ping.status, 0, `ping ${address} failed:\n${ping.stdout}${ping.stderr}`);
-      }
-    });
+        console.log(`      healthy after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        const login = await sshRun(target, "id -un && hostname", { timeoutMs: 60_000 });
+        assert.strictEqual(login.status, 0, login.stderr);
+        assert.match(login.stdout, new RegExp(`^${metadata.credentials.username}\\n`));
+      });
 
-    it("exports the lesson directory over virtio-9p: tag antidote mounted read-only at boot, and tag hostshare", async function () {
-      const read = await sshRun(
-        target,
-        "findmnt -n -r -o FSTYPE,SOURCE /antidote && cat /antidote/hello.txt && " +
-          "! sudo -n touch /antidote/x 2>/dev/null && " +
-          // How NRE Labs' lesson content mounts it.
-          "sudo -n mkdir -p /mnt/hostshare && " +
-          "sudo -n mount -t 9p -o trans=virtio,version=9p2000.L,ro hostshare /mnt/hostshare && " +
-          "cat /mnt/hostshare/hello.txt && sudo -n umount /mnt/hostshare",
-        { timeoutMs: 60_000 },
-      );
-      assert.strictEqual(read.status, 0, read.stderr);
-      const file = `lesson file ${process.pid}\n`;
-      assert.strictEqual(read.stdout, `9p antidote\n${file}${file}`);
-    });
-
-    it("serves the serial console on TCP 5000: a login prompt, one client at a time, the next once it leaves", async function () {
-      const first = consoleClient(consolePort);
-      first.socket.write("\r");
-      await waitFor("a login prompt for the first client", 60_000, () =>
-        /login:/.test(first.received()) ? true : undefined,
-      );
-      const second = consoleClient(consolePort);
-      try {
-        second.socket.write("\r");
-        await sleep(3000);
-        assert.strictEqual(second.received(), "", "nothing for a second client while the first is connected");
-        first.socket.destroy();
-        await waitFor("a login prompt for the second client, the first gone", 60_000, () =>
-          /login:/.test(second.received()) ? true : undefined,
+      it("waits for CLAB_INTFS links before booting, one VM NIC per link; a link later than that is plugged in", function () {
+        assert.doesNotMatch(logWhenEth1Came, /antidote-launch: booting/, "still waiting when eth1 came");
+        const log = containerLog(name);
+        const order = [
+          `antidote-launch: waiting up to ${interfaceTimeout}s for eth1..eth2 (CLAB_INTFS=2)`,
+          "antidote-launch: eth1 (mtu 1500) stitched to VM NIC 1",
+          `antidote-launch: eth2 not there after ${interfaceTimeout}s: booting without`,
+          `antidote-launch: booting /disk/disk.qcow2 (${boot}): tcg, 512 MiB, 1 CPU(s), 3 NIC(s)`,
+          "antidote-launch: eth2 (mtu 1500) stitched to VM NIC 2",
+          "antidote-launch: VM NIC 2 plugged in",
+        ].map((line) => [line, log.indexOf(line)] as const);
+        for (const [line, at] of order) assert.ok(at >= 0, `the log has "${line}":\n${log}`);
+        assert.deepStrictEqual(
+          order.map(([line]) => line),
+          [...order].sort((a, b) => a[1] - b[1]).map(([line]) => line),
+          `in this order:\n${log}`,
         );
-      } finally {
-        first.socket.destroy();
-        second.socket.destroy();
-      }
-    });
+      });
 
-    it("powers the VM down on docker stop within Docker's default timeout and exits 0, the console in the log", function () {
-      const started = Date.now();
-      sh("docker", ["stop", name]);
-      const seconds = (Date.now() - started) / 1000;
-      const output = containerLog(name);
-      assert.match(output, /Linux version/, "the kernel's console messages are in the container log");
-      assert.match(output, /login:/, "so is what the console clients were shown");
-      assert.doesNotMatch(output, /did not power down/, "the guest powered itself down");
-      assert.match(output, /reboot: Power down/);
-      assert.match(output, /antidote-launch: stopped/);
-      assert.strictEqual(sh("docker", ["inspect", "-f", "{{.State.ExitCode}}", name]), "0");
-      console.log(`      docker stop: ${seconds.toFixed(1)} s`);
+      it("stitches eth1 and eth2 to the VM's NICs: the namespace pings addresses set over SSH on both", async function () {
+        const configure = await sshRun(
+          target,
+          "sudo -n ip addr add 192.0.2.2/24 dev eth1 && sudo -n ip link set eth1 up && " +
+            "sudo -n ip addr add 198.51.100.2/24 dev eth2 && sudo -n ip link set eth2 up && " +
+            "sleep 1 && cat /sys/class/net/eth1/carrier /sys/class/net/eth2/carrier",
+          { timeoutMs: 60_000 },
+        );
+        assert.strictEqual(configure.status, 0, configure.stderr);
+        assert.strictEqual(configure.stdout, "1\n1\n", "the VM sees a carrier on both NICs");
+        for (const address of ["192.0.2.2", "198.51.100.2"]) {
+          const ping = spawnSync("ip", ["netns", "exec", netns, "ping", "-c", "3", "-W", "5", address], {
+            encoding: "utf8",
+          });
+          assert.strictEqual(ping.status, 0, `ping ${address} failed:\n${ping.stdout}${ping.stderr}`);
+        }
+      });
+
+      it("exports the lesson directory over virtio-9p: tag antidote mounted read-only at boot, and tag hostshare", async function () {
+        const read = await sshRun(
+          target,
+          "findmnt -n -r -o FSTYPE,SOURCE /antidote && cat /antidote/hello.txt && " +
+            "! sudo -n touch /antidote/x 2>/dev/null && " +
+            // How NRE Labs' lesson content mounts it.
+            "sudo -n mkdir -p /mnt/hostshare && " +
+            "sudo -n mount -t 9p -o trans=virtio,version=9p2000.L,ro hostshare /mnt/hostshare && " +
+            "cat /mnt/hostshare/hello.txt && sudo -n umount /mnt/hostshare",
+          { timeoutMs: 60_000 },
+        );
+        assert.strictEqual(read.status, 0, read.stderr);
+        const file = `lesson file ${process.pid}\n`;
+        assert.strictEqual(read.stdout, `9p antidote\n${file}${file}`);
+      });
+
+      it("serves the serial console on TCP 5000: a login prompt, one client at a time, the next once it leaves", async function () {
+        const first = consoleClient(consolePort);
+        first.socket.write("\r");
+        await waitFor("a login prompt for the first client", 60_000, () =>
+          /login:/.test(first.received()) ? true : undefined,
+        );
+        const second = consoleClient(consolePort);
+        try {
+          second.socket.write("\r");
+          await sleep(3000);
+          assert.strictEqual(
+            second.received(),
+            "",
+            "nothing for a second client while the first is connected",
+          );
+          first.socket.destroy();
+          await waitFor("a login prompt for the second client, the first gone", 60_000, () =>
+            /login:/.test(second.received()) ? true : undefined,
+          );
+        } finally {
+          first.socket.destroy();
+          second.socket.destroy();
+        }
+      });
+
+      it("powers the VM down on docker stop within Docker's default timeout and exits 0, the console in the log", function () {
+        const started = Date.now();
+        sh("docker", ["stop", name]);
+        const seconds = (Date.now() - started) / 1000;
+        const output = containerLog(name);
+        assert.match(output, /Linux version/, "the kernel's console messages are in the container log");
+        assert.match(output, /login:/, "so is what the console clients were shown");
+        assert.doesNotMatch(output, /did not power down/, "the guest powered itself down");
+        assert.match(output, /reboot: Power down/);
+        assert.match(output, /antidote-launch: stopped/);
+        assert.strictEqual(sh("docker", ["inspect", "-f", "{{.State.ExitCode}}", name]), "0");
+        console.log(`      docker stop: ${seconds.toFixed(1)} s`);
+      });
     });
-  });
 
   describe("publishing to the local registry", function () {
     const pushed: string[] = [];

@@ -155,6 +155,18 @@ describe("ContainerImage (Pulumi mocks)", () => {
       assert.ok(pulumi.isUnknown(tag.inputs.sourceImage), `${tag.name} has an unknown source`);
   });
 
+  it("makes the disk's kernel a parent when given (a direct boot), and none otherwise (firmware)", async () => {
+    await useMocks(NIGHTLY, "nightly");
+    const { disk, bootTest, kernel } = parents("k1");
+    const launcher = new Launcher("l-k1");
+    const common = { image: "debian-base", disk, bootTest, metadata, launcher };
+    const direct = new ContainerImage("direct-container", { ...common, kernel });
+    const firmware = new ContainerImage("firmware-container", common);
+    const spec = async (image: ContainerImage) => JSON.parse((await valueOf(image.command.stdin)) as string);
+    assert.strictEqual((await spec(direct)).parents.kernel, kernel.key);
+    assert.ok(!("kernel" in (await spec(firmware)).parents));
+  });
+
   it("local stack: pushes to 127.0.0.1:5000 by default, uploads nothing; registry none pushes nothing", async () => {
     let resources = await useMocks({}, "local");
     const { disk, bootTest } = parents("l1");
@@ -218,6 +230,28 @@ describe("lab image Dockerfile", () => {
     assert.match(dockerfile, /ANTIDOTE_MEMORY_MIB="512"/);
     assert.match(dockerfile, /HEALTHCHECK .*--start-period=600s .*antidote-health/);
     assert.match(dockerfile, /ENTRYPOINT \["\/usr\/bin\/tini", "--", "\/usr\/local\/bin\/antidote-launch"\]/);
+  });
+
+  it("bakes the disk's kernel command line for a direct boot only when the image holds the kernel", () => {
+    const direct = containerDockerfile({
+      base: "antidote-images/launcher:abc",
+      metadata,
+      key: "f".repeat(64),
+      diskSha256: "d".repeat(64),
+      healthStartSeconds: 600,
+      kernelCmdline: "root=PARTUUID=0000 ro console=ttyS0,115200",
+    });
+    assert.match(direct, /ANTIDOTE_KERNEL="\/disk\/vmlinuz"/);
+    assert.match(direct, /ANTIDOTE_KERNEL_CMDLINE="root=PARTUUID=0000 ro console=ttyS0,115200"/);
+    assert.doesNotMatch(
+      dockerfile,
+      /ANTIDOTE_KERNEL/,
+      "no kernel, no direct boot: the launcher boots by firmware",
+    );
+  });
+
+  it("checks health every second: the check only reads the verdict the launcher records", () => {
+    assert.match(dockerfile, /HEALTHCHECK --interval=1s /);
   });
 
   it("exposes the serial console's port and refuses metadata that forwards a VM port on it", () => {

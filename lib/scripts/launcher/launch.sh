@@ -3,10 +3,15 @@
 # its child). NIC 0 is QEMU user-mode networking with the declared ports forwarded from the container's addresses;
 # NIC i (i >= 1) is stitched to the container's eth<i> with tc mirred; the lesson directory is exported over
 # virtio-9p; the serial console is served on a TCP port and copied to the container log; the VM boots on a fresh
-# overlay at every start; SIGTERM powers the VM down. See docs/container.md and docs/containerlab.md.
+# overlay at every start; SIGTERM powers the VM down. An image that holds its disk's kernel boots it directly on QEMU's
+# microvm (virtio-mmio devices, no firmware or GRUB); a vendor disk boots on the pc machine by firmware and its own
+# boot loader. See docs/container.md and docs/containerlab.md.
 #
 # Environment (the lab image bakes defaults from its metadata; `docker run -e` overrides them):
 #   ANTIDOTE_DISK               the image's disk, never written to          /disk/disk.qcow2
+#   ANTIDOTE_KERNEL             the disk's kernel, for a direct boot        unset (baked by images that have one)
+#   ANTIDOTE_KERNEL_CMDLINE     its command line (the disk's GRUB's)        unset (baked with the kernel)
+#   ANTIDOTE_BOOT               auto (direct when there is a kernel), direct (microvm) or firmware (pc, GRUB)  auto
 #   ANTIDOTE_NICS               VM NICs; NIC i >= 1 is stitched to eth<i>   1
 #   CLAB_INTFS                  containerlab's number of data links (eth1..ethN): the VM gets N+1 NICs whatever
 #                               ANTIDOTE_NICS says, and the boot waits for the links  unset
@@ -31,6 +36,9 @@ die() {
 }
 
 disk=${ANTIDOTE_DISK:-/disk/disk.qcow2}
+kernel=${ANTIDOTE_KERNEL:-}
+kernel_cmdline=${ANTIDOTE_KERNEL_CMDLINE:-}
+boot=${ANTIDOTE_BOOT:-auto}
 nics=${ANTIDOTE_NICS:-1}
 ports=${ANTIDOTE_PORTS:-tcp:22}
 memory=${ANTIDOTE_MEMORY_MIB:-512}
@@ -63,6 +71,32 @@ done
 [ "$console_port" != "$qmp_port" ] || die "ANTIDOTE_CONSOLE_PORT and ANTIDOTE_QMP_PORT are both $qmp_port"
 [[ $accel =~ ^(auto|kvm|tcg)$ ]] || die "ANTIDOTE_ACCEL must be auto, kvm or tcg, got '$accel'"
 [ -r "$disk" ] || die "no disk at $disk"
+
+# --- Boot path: direct (microvm) when the image holds its disk's kernel, else firmware --------------------------------
+# microvm has eight virtio-mmio slots: the disk, the NICs and the two 9p shares must fit (the RNG takes a ninth's
+# place only when one is free). A lab VM with more NICs boots by firmware, on PCI.
+microvm_slots=8
+[[ $boot =~ ^(auto|direct|firmware)$ ]] || die "ANTIDOTE_BOOT must be auto, direct or firmware, got '$boot'"
+if [ "$boot" != firmware ]; then
+  why_not=""
+  if [ -z "$kernel" ] || [ -z "$kernel_cmdline" ]; then
+    why_not="the image has no kernel of its own (ANTIDOTE_KERNEL, ANTIDOTE_KERNEL_CMDLINE)"
+  elif [ ! -r "$kernel" ]; then
+    why_not="no kernel at $kernel"
+  elif ((nics + 3 > microvm_slots)); then
+    why_not="$nics NICs, the disk and 2 shares need $((nics + 3)) virtio-mmio slots, microvm has $microvm_slots"
+  fi
+  if [ -z "$why_not" ]; then
+    boot=direct
+  elif [ "$boot" = direct ]; then
+    die "ANTIDOTE_BOOT=direct: $why_not"
+  else
+    boot=firmware
+    if [ -n "$kernel" ]; then log "booting by firmware: $why_not"; fi
+  fi
+fi
+# virtio devices: on PCI (pc) or on virtio-mmio (microvm), the same device otherwise.
+if [ "$boot" = direct ]; then bus=device; else bus=pci; fi
 
 # Everything of a previous start (overlay, health marker) goes: a restarted container boots a pristine VM.
 rm -rf "$run"
@@ -98,12 +132,19 @@ relay_ports() {
 }
 
 # MACs: 52:54:00 (QEMU's prefix), two bytes of this container's eth0 MAC so that VMs of one image wired to each other
-# differ, then the NIC index (the guest sees NICs in this order: PCI slots 0x10 + index, as in the boot test).
+# differ, then the NIC index. The guest sees NICs in this order: on pc, PCI slots 0x10 + index, as in the boot test; on
+# microvm, the order of the -device options (QEMU gives them virtio-mmio slots, and the guest probes them, in order).
 mac_base=52:54:00:a1:00
 if [ -r /sys/class/net/eth0/address ]; then
   mac_base=52:54:00:$(cut -d: -f5,6 /sys/class/net/eth0/address)
 fi
-nic_device() { printf 'virtio-net-pci,netdev=net%d,mac=%s:%02x,addr=0x%x,romfile=' "$1" "$mac_base" "$1" $((0x10 + $1)); }
+nic_device() {
+  if [ "$bus" = pci ]; then
+    printf 'virtio-net-pci,netdev=net%d,mac=%s:%02x,addr=0x%x,romfile=' "$1" "$mac_base" "$1" $((0x10 + $1))
+  else
+    printf 'virtio-net-device,netdev=net%d,mac=%s:%02x' "$1" "$mac_base" "$1"
+  fi
+}
 
 # restrict=on: the VM reaches nothing beyond the container (the lab rule); the forwards still work.
 qemu_args=(-netdev "user,id=net0,restrict=on${forwards}" -device "$(nic_device 0)")
@@ -164,7 +205,7 @@ mkdir -p "$lesson_dir"
 for tag in antidote hostshare; do
   qemu_args+=(
     -fsdev "local,id=lesson-$tag,path=$lesson_dir,security_model=none,readonly=on"
-    -device "virtio-9p-pci,fsdev=lesson-$tag,mount_tag=$tag"
+    -device "virtio-9p-$bus,fsdev=lesson-$tag,mount_tag=$tag"
   )
 done
 # The guest's antidote-configure.service mounts it at boot and applies lesson.json, its hosts.<name> section for the
@@ -201,6 +242,34 @@ esac
 # --- Disk: a fresh overlay; the image's disk is its read-only backing file -------------------------------------------
 qemu-img create -q -f qcow2 -b "$disk" -F qcow2 "$run/overlay.qcow2"
 chown "$qemu_uid" "$run/overlay.qcow2"
+drive="file=$run/overlay.qcow2,format=qcow2,cache=unsafe,discard=unmap"
+
+# --- Machine ---------------------------------------------------------------------------------------------------------
+if [ "$boot" = direct ]; then
+  # microvm: no PCI, no option ROMs, qboot straight into the kernel; ACPI (on by default) describes the virtio-mmio
+  # devices and gives the guest a power button (system_powerdown). Under TCG the guest has no clock to measure its
+  # TSC against (microvm has no HPET, no PM timer, no port 0x61 for the PIT) and stalls: its TSC is the host's, whose
+  # rate the host's /proc/cpuinfo gives. The PIT and PIC stay for TCG's timer interrupts; KVM has kvmclock.
+  append=$kernel_cmdline
+  # microvm has no SMBIOS (qboot builds none), so the lesson host travels as the guest's host name, which systemd
+  # sets from the command line before antidote-configure runs; antidote-configure falls back to it.
+  if [ -e "$lesson_dir/lesson.json" ] && [[ $lesson_host =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$ ]]; then
+    append+=" systemd.hostname=$lesson_host"
+  fi
+  if [ "$accel" = tcg ]; then
+    tsc_khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+    # tsc=reliable: the clocksource watchdog compares the TSC with the PIT's ticks, which a loaded host delays; it
+    # then drops the TSC for jiffies and the guest crawls (sshd never started, seen under load 15 on 2 cores).
+    if [ -n "$tsc_khz" ]; then append+=" tsc_early_khz=$tsc_khz tsc=reliable"; fi
+  fi
+  machine_args=(-machine "microvm,x-option-roms=off,rtc=on" -kernel "$kernel" -append "$append")
+  disk_args=(-drive "$drive,if=none,id=disk" -device "virtio-blk-device,drive=disk")
+  # Slots left after the NICs and shares: the RNG where there is one.
+  if ((nics + 4 <= microvm_slots)); then disk_args+=(-device virtio-rng-device); fi
+else
+  machine_args=(-machine pc)
+  disk_args=(-drive "$drive,if=virtio" -device virtio-rng-pci)
+fi
 
 # --- Serial console: a TCP port (vrnetlab's `telnet <node> 5000`) and the container log -----------------------------
 # QEMU serves the port itself: one client at a time (the next is accepted when it leaves), and with wait=off the VM
@@ -213,12 +282,12 @@ cat "$run/console" &
 # --- QEMU, unprivileged ----------------------------------------------------------------------------------------------
 groups=()
 if [ "$accel" = kvm ]; then groups=(--groups "$(stat -c %g /dev/kvm)"); fi
-log "booting $disk: $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: $ports, console: tcp:$console_port"
+log "booting $disk ($boot): $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: $ports, console: tcp:$console_port"
 setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --inh-caps=-all --no-new-privs -- \
   qemu-system-x86_64 \
   -name "${HOSTNAME:-antidote}" \
   -nodefaults \
-  -machine pc \
+  "${machine_args[@]}" \
   "${accel_args[@]}" \
   -m "$memory" \
   -smp "$cpus" \
@@ -228,12 +297,13 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
   -serial chardev:console \
   -qmp "tcp:127.0.0.1:$qmp_port,server=on,wait=off" \
   -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
-  -drive "file=$run/overlay.qcow2,format=qcow2,if=virtio,cache=unsafe,discard=unmap" \
-  -device virtio-rng-pci \
+  "${disk_args[@]}" \
   "${qemu_args[@]}" \
   </dev/null &
 qemu_pid=$!
 relay_ports
+# The health verdict, recorded at the VM's first SSH login (the HEALTHCHECK only reads it).
+antidote-health --watch &
 
 # One QMP command (name, then its arguments as a JSON object): greeting, capabilities negotiation, the command.
 # bash's /dev/tcp is enough for that.
