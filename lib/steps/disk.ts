@@ -43,7 +43,8 @@ const KERNEL_PARAM = /^[A-Za-z0-9_.,:=/+@-]+$/;
  */
 export const diskStep: StepDefinition<DiskArgs> = {
   kind: "disk",
-  version: 2,
+  // 3: GRUB's menu entry named after the rootfs's host name (in the key), no longer after the image (not in it).
+  version: 3,
   parseArgs(raw: Json): DiskArgs {
     const args = argsObject(raw);
     const sizeBytes = args.sizeBytes;
@@ -110,7 +111,8 @@ async function buildDisk(ctx: StepContext<DiskArgs>) {
       kernel: `/boot/vmlinuz-${kernelRelease}`,
       cmdline,
       timeoutSeconds: ctx.args.grubTimeoutSeconds,
-      title: `${ctx.spec.image} (${kernelRelease})`,
+      // The root filesystem's host name, not the image's name: that is not in the key, and two images may share it.
+      title: `${image.hostname ?? "Linux"} (${kernelRelease})`,
     }),
   );
   // Files the build touched get the tree's own date, so the filesystem does not record when it was built.
