@@ -19,20 +19,16 @@ export function credentialsDir(kind: string): { dir: string; remove: () => void 
   return { dir, remove: ownScratch(dir) };
 }
 
-/** Deletes the `kind` directories whose owning process is gone; returns their paths. */
-export function removeDeadOwners(kind: string): string[] {
-  const removed: string[] = [];
+/** Deletes the `kind` directories whose owning process is gone. */
+function removeDeadOwners(kind: string): void {
   for (const entry of fs.readdirSync(os.tmpdir())) {
     const [prefix, pid, started] = entry.split("~");
     if (prefix !== kind || pid === undefined || started === undefined) continue;
     if (processStartTime(Number(pid)) === started) continue;
-    const dir = path.join(os.tmpdir(), entry);
     try {
-      fs.rmSync(dir, { recursive: true, force: true });
-      removed.push(dir);
+      fs.rmSync(path.join(os.tmpdir(), entry), { recursive: true, force: true });
     } catch {
       // Another user's: theirs to reclaim.
     }
   }
-  return removed;
 }
