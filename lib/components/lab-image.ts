@@ -107,6 +107,7 @@ export class LabImage extends pulumi.ComponentResource {
         base: args.base?.rootfs,
         packages: args.packages ?? [],
         groups: args.groups ?? [],
+        lessonServices: this.metadata.services,
         install: optional("install.sh"),
         playbook: args.playbook === undefined ? undefined : path.resolve(args.dir, args.playbook),
         user: username,

@@ -64,6 +64,12 @@ export interface RootfsArgs {
   passwordHash?: string;
   /** Supplementary groups of the user, created when missing (e.g. "netshow", "netedit"). @default [] (plus the base's) */
   groups?: string[];
+  /**
+   * The services a lesson configures ("frr" or "frr.service"): at boot they start after antidote-configure has
+   * applied the lesson, once, instead of before it and again after it. LabImage passes its metadata's `services`.
+   * @default [] (plus the base's)
+   */
+  lessonServices?: string[];
   /** The image's install script, run in the image (with network) after packages and files. @default none */
   install?: string;
   /** Scripts run in the image before package installation, in order (e.g. to add a repository). @default [] */
@@ -117,7 +123,7 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
   }
 
   // Checked before they are deduplicated, spread or mapped: a string would turn into its characters.
-  const list = (field: "packages" | "groups" | "pre" | "post"): string[] => {
+  const list = (field: "packages" | "groups" | "lessonServices" | "pre" | "post"): string[] => {
     const value: unknown = args[field] ?? [];
     return isStringList(value) ? value : fail(field, "a list of strings", value);
   };
@@ -159,6 +165,12 @@ export function rootfsInputs(name: string, args: RootfsArgs = {}, base?: RootfsS
       passwordHash: args.passwordHash ?? imagePasswordHash(args.password ?? LAB_LOGIN.password, image, user),
       groups: [...new Set([...baseGroups, ...list("groups")])].sort(),
     },
+    lessonServices: [
+      ...new Set([
+        ...(base?.lessonServices ?? []),
+        ...list("lessonServices").map((unit) => (/\.[a-z]+$/.test(unit) ? unit : `${unit}.service`)),
+      ]),
+    ].sort(),
     hooks: {
       pre: hookRoles("pre"),
       install: args.install === undefined ? null : addInput("install", "install.sh", args.install),

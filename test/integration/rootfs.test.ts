@@ -63,9 +63,13 @@ describe("Rootfs step (real mmdebstrap)", function () {
       files.has("etc/systemd/system/ssh.service.requires/ssh-hostkeys.service"),
       "host keys on first boot",
     );
+    assert.match(
+      readEntry(base.primary, "etc/systemd/system/ssh-hostkeys.service"),
+      /^ExecStart=\/usr\/bin\/ssh-keygen -q -N "" -t ed25519 /m,
+    );
     assert.ok(
-      files.has("etc/systemd/system/multi-user.target.wants/ssh-hostkey-rsa.service"),
-      "the RSA host key after sshd has started",
+      !files.has("etc/systemd/system/multi-user.target.wants/ssh-hostkey-rsa.service"),
+      "no RSA key generated at boot",
     );
   });
 
@@ -77,6 +81,14 @@ describe("Rootfs step (real mmdebstrap)", function () {
     assert.match(files.get("etc/systemd/network/99-default.link") ?? "", /-> \/dev\/null$/);
     assert.ok(files.has("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"));
     assert.ok(files.has("etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"));
+    assert.ok(
+      !files.has("etc/systemd/system/getty.target.wants/getty@tty1.service"),
+      "no login on a display",
+    );
+    assert.match(
+      readEntry(base.primary, "etc/systemd/journald.conf.d/10-antidote.conf"),
+      /^Storage=volatile$/m,
+    );
     for (const unit of ["apt-daily.timer", "apt-daily-upgrade.timer", "systemd-timesyncd.service"]) {
       assert.match(files.get(`etc/systemd/system/${unit}`) ?? "", /-> \/dev\/null$/, `${unit} masked`);
     }

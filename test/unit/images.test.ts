@@ -46,11 +46,12 @@ describe("the project's images (Pulumi mocks)", () => {
     for (const name of ["frr", "utility"] as const) {
       const program = specs[`${name}-rootfs`];
       const fixture = rootfsInputs(name, labRootfsArgs(name));
-      const { packages, hooks, playbook } = program.args as unknown as RootfsStepArgs;
+      const { packages, hooks, playbook, lessonServices } = program.args as unknown as RootfsStepArgs;
       assert.deepStrictEqual(
-        { packages, hooks, playbook, files: Object.keys(program.files).sort() },
+        { packages, hooks, playbook, lessonServices, files: Object.keys(program.files).sort() },
         {
           packages: fixture.args.packages,
+          lessonServices: fixture.args.lessonServices,
           hooks: fixture.args.hooks,
           playbook: fixture.args.playbook,
           files: Object.keys(fixture.files).sort(),

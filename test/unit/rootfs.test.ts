@@ -114,6 +114,11 @@ describe("Rootfs arguments", () => {
       /^Error: lab: lab-rootfs: bad argument user\.groups: expected group names like 'netshow', got "Net Edit"$/,
     ],
     [
+      "a lesson service that is no unit name",
+      () => new Rootfs("lab-rootfs", { image: "lab", lessonServices: ["frr", "bird 2"] }),
+      /^Error: lab: lab-rootfs: bad argument lessonServices: expected systemd unit names like 'frr\.service', got "bird 2\.service"$/,
+    ],
+    [
       "a bad user name",
       () => new Rootfs("lab-rootfs", { image: "lab", user: "root:0" }),
       /^Error: lab: lab-rootfs: bad argument user\.name: /,
@@ -238,6 +243,18 @@ describe("Rootfs arguments", () => {
     const derived = JSON.parse((await valueOf(frr.command.stdin)) as string) as StepSpec;
     assert.deepStrictEqual(derived.parents, { base: base.key });
     assert.deepStrictEqual(frr.stepArgs.user.groups, ["frrvty", "netshow"], "the base user's groups stay");
+    assert.deepStrictEqual(base.stepArgs.lessonServices, [], "no lesson services by default");
+    const router = new Rootfs("router-rootfs", { image: "router", base, lessonServices: ["ssh.service"] });
+    const bgp = new Rootfs("bgp-rootfs", {
+      image: "bgp",
+      base: router,
+      lessonServices: ["frr", "gobgpd.service"],
+    });
+    assert.deepStrictEqual(
+      bgp.stepArgs.lessonServices,
+      ["frr.service", "gobgpd.service", "ssh.service"],
+      "a bare name is a .service, the base's stay, sorted",
+    );
     assert.strictEqual(frr.stepArgs.suite, "bookworm");
   });
 });

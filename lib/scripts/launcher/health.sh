@@ -1,15 +1,16 @@
 #!/bin/bash
 # The lab image's health, in two parts.
 #
-# `antidote-health --watch` runs once per start, in the background of the launcher: it waits for the VM's SSH banner
-# (an open port proves nothing: QEMU accepts connections itself), then logs in once with a password, since a banner
-# is not yet a ready system, and records the verdict in /run/antidote/health the moment it has one. The guest applies
-# the lesson configuration before starting sshd and leaves its result in /run/antidote/configure.status
-# ("<exit code> <summary>", docs/lessons.md), read at that login: a failed configuration is unhealthy for good. From
-# then on it checks the banner every 30 s, not more: the VM is not polled.
+# `antidote-health --watch` runs once per start, in the background of the launcher, and records the verdict in
+# /run/antidote/health the moment it has one. The guest applies the lesson configuration before it starts sshd and
+# prints the result on the serial console ("antidote-configure status: <exit code> <summary>", docs/lessons.md),
+# which the launcher copies to /run/antidote/console.log: when the VM's SSH banner answers (an open port proves
+# nothing: QEMU accepts connections itself), that line is the verdict, and a failed configuration is unhealthy for
+# good. An image without the line (an imported vendor disk) is logged into once with its password instead, since a
+# banner alone is not yet a ready system. From then on the banner is checked every 30 s: the VM is not polled.
 #
 # `antidote-health` (the Docker HEALTHCHECK, every second) only reads that verdict: it touches neither QEMU nor the
-# VM, so the container turns healthy within a second of the first login.
+# VM, so the container turns healthy within a second of SSH answering.
 #
 # Environment (baked from the image's metadata): ANTIDOTE_SSH_PORT (22), ANTIDOTE_SSH_USER, ANTIDOTE_SSH_PASSWORD.
 set -euo pipefail
@@ -34,18 +35,39 @@ record() {
   mv "$verdict.new" "$verdict"
 }
 
-watch() {
-  local status
-  until banner; do sleep 0.5; done
-  # An image without the stage-3 unit (an imported vendor disk) has no status: nothing to report.
-  until status=$(SSHPASS=$ANTIDOTE_SSH_PASSWORD timeout 20 sshpass -e ssh \
+# The last status line antidote-configure printed on the console (empty when there is none).
+console_status() {
+  grep -a -o 'antidote-configure status: [0-9][0-9]* [^[:cntrl:]]*' /run/antidote/console.log 2>/dev/null |
+    tail -n 1 | sed 's/^antidote-configure status: //'
+}
+
+# What the login user sees of the lesson configuration, through a password login (images without the console line).
+login_status() {
+  SSHPASS=$ANTIDOTE_SSH_PASSWORD timeout 20 sshpass -e ssh \
     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
     -o PubkeyAuthentication=no -o PreferredAuthentications=password -o NumberOfPasswordPrompts=1 \
     -o ConnectTimeout=10 -p "$port" "$ANTIDOTE_SSH_USER@127.0.0.1" \
-    'cat /run/antidote/configure.status 2>/dev/null; true' </dev/null); do
-    record 1 "SSH answers but the login failed"
-    sleep 1
+    'cat /run/antidote/configure.status 2>/dev/null; true' </dev/null
+}
+
+watch() {
+  local status how i
+  until banner; do sleep 0.25; done
+  # sshd starts after the configuration: its line is on the console by now, give or take the console's copy.
+  for ((i = 0; i < 8; i++)); do
+    status=$(console_status)
+    [ -z "$status" ] || break
+    sleep 0.25
   done
+  if [ -n "$status" ]; then
+    how="SSH answers"
+  else
+    how="logged in over SSH"
+    until status=$(login_status); do
+      record 1 "SSH answers but the login failed"
+      sleep 1
+    done
+  fi
   case $status in
     "" | "0 "* | "4 "*) ;;
     *)
@@ -53,7 +75,7 @@ watch() {
       return 0
       ;;
   esac
-  local ready="logged in over SSH${status:+; lesson configuration: $status}"
+  local ready="$how${status:+; lesson configuration: $status}"
   record 0 "$ready"
   while sleep 30; do
     if banner; then record 0 "$ready"; else record 1 "the VM's SSH server stopped answering"; fi
@@ -65,7 +87,7 @@ if [ "${1:-}" = --watch ]; then
   exit 0
 fi
 if [ ! -e "$verdict" ]; then
-  echo "no SSH login yet: the VM is booting"
+  echo "SSH does not answer yet: the VM is booting"
   exit 1
 fi
 read -r status message <"$verdict"

@@ -275,9 +275,10 @@ fi
 # QEMU serves the port itself: one client at a time (the next is accepted when it leaves), and with wait=off the VM
 # never waits for one. logfile= copies all the guest writes to the console, with or without a client, to a FIFO that
 # this script copies to its stdout, the container log: QEMU, unprivileged, cannot reopen the log's pipe (root's, 0600).
+# The copy in console.log is where the health check finds the lesson configuration's status line.
 mkfifo -m 0600 "$run/console"
 chown "$qemu_uid" "$run/console"
-cat "$run/console" &
+tee -a "$run/console.log" <"$run/console" &
 
 # --- QEMU, unprivileged ----------------------------------------------------------------------------------------------
 groups=()
@@ -302,7 +303,7 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
   </dev/null &
 qemu_pid=$!
 relay_ports
-# The health verdict, recorded at the VM's first SSH login (the HEALTHCHECK only reads it).
+# The health verdict, recorded when the VM's SSH answers (the HEALTHCHECK only reads it).
 antidote-health --watch &
 
 # One QMP command (name, then its arguments as a JSON object): greeting, capabilities negotiation, the command.

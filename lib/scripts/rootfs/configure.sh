@@ -57,42 +57,55 @@ KbdInteractiveAuthentication no
 PermitEmptyPasswords no
 UseDNS no
 SSHD
-# Ed25519 and ECDSA before sshd starts (milliseconds); RSA, which takes seconds under emulation (TCG), after it: a
-# VM answers SSH without waiting for the RSA key. No reload (it would reset connections being opened): each
-# connection's sshd loads the host keys anew, so the RSA key is offered as soon as it exists.
+# One Ed25519 key, made before sshd starts. Each key type is a key generation on the way to SSH (ECDSA about a second
+# under emulation, RSA 3072 ten to twenty seconds of a vCPU that the lesson's services need), and every client of the
+# last ten years speaks Ed25519 (OpenSSH 6.5, PuTTY 0.68, paramiko 2.2, libssh2 1.9). An image that must serve RSA
+# clients makes its key in its own unit (docs/rootfs.md).
 cat >/etc/systemd/system/ssh-hostkeys.service <<UNIT
 [Unit]
-Description=Generate SSH host keys (Ed25519, ECDSA) on first boot
+Description=Generate the SSH host key (Ed25519) on first boot
 Before=ssh.service
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/ssh-keygen -q -N "" -t ed25519 -f /etc/ssh/ssh_host_ed25519_key
-ExecStart=/usr/bin/ssh-keygen -q -N "" -t ecdsa -f /etc/ssh/ssh_host_ecdsa_key
 RemainAfterExit=yes
 
 [Install]
 RequiredBy=ssh.service
 UNIT
-cat >/etc/systemd/system/ssh-hostkey-rsa.service <<UNIT
-[Unit]
-Description=Generate the SSH RSA host key on first boot, after sshd has started
-After=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_rsa_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -q -N "" -t rsa -b 3072 -f /etc/ssh/ssh_host_rsa_key
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-systemctl enable ssh-hostkeys.service ssh-hostkey-rsa.service
+# sshd only loads the keys that exist (Debian's sshd_config names none), but says so for each missing one.
+cat >/etc/ssh/sshd_config.d/20-antidote-hostkey.conf <<SSHD
+HostKey /etc/ssh/ssh_host_ed25519_key
+SSHD
+systemctl enable ssh-hostkeys.service
 
 # e2scrub checks LVM snapshots, which lab VMs do not have; at boot it only costs time.
 systemctl disable e2scrub_reap.service e2scrub_all.timer 2>/dev/null || true
+
+# Every unit on the way to SSH costs a second or more of the vCPU under emulation (TCG). What lab VMs do not need:
+# - the kernel command line's ip= (systemd-network-generator): the network is systemd-networkd's files above;
+# - a login on tty1: lab VMs have no display, the console is the serial port;
+# - module loading: the project's kernel has no modules (CONFIG_MODULES is off), so the modprobe@ units systemd
+#   starts for dm_mod, drm, fuse, loop… and systemd-modules-load only fork to fail; they still run on a kernel
+#   that has modules;
+# - a persistent journal: every start boots a fresh overlay of the disk, so nothing written to /var/log/journal
+#   survives the VM; the journal stays in memory (journalctl works as usual) and is not flushed to disk at boot.
+ln -sf /dev/null /etc/systemd/system/systemd-network-generator.service
+systemctl disable getty@tty1.service 2>/dev/null || true
+for unit in modprobe@.service systemd-modules-load.service kmod-static-nodes.service; do
+  mkdir -p "/etc/systemd/system/$unit.d"
+  cat >"/etc/systemd/system/$unit.d/10-antidote-modules.conf" <<UNIT
+[Unit]
+ConditionPathExists=/proc/modules
+UNIT
+done
+mkdir -p /etc/systemd/journald.conf.d
+cat >/etc/systemd/journald.conf.d/10-antidote.conf <<JOURNALD
+[Journal]
+Storage=volatile
+JOURNALD
 
 # Stage 3: the lesson configuration tool and the unit that runs it at boot (docs/lessons.md).
 install -D -m 0755 /run/antidote/stage3/antidote-configure /usr/local/bin/antidote-configure

@@ -1,7 +1,20 @@
 #!/bin/sh
 # Removes from the image tree what a build leaves behind and what must differ between VMs or builds: logs, host
 # keys, machine ids, random seeds, caches. Runs inside the tree as the last command of every build.
+#
+# environment: ANTIDOTE_LESSON_SERVICES (units the lesson configuration sets up, space-separated)
 set -eu
+
+# The lesson's services start after antidote-configure.service (docs/lessons.md): once, with the lesson's
+# configuration, instead of with the image's and then again with the lesson's. Last, when packages have installed
+# their units; a drop-in for a unit the image lacks does nothing.
+for unit in ${ANTIDOTE_LESSON_SERVICES:-}; do
+  mkdir -p "/etc/systemd/system/$unit.d"
+  cat >"/etc/systemd/system/$unit.d/10-antidote-lesson.conf" <<UNIT
+[Unit]
+After=antidote-configure.service
+UNIT
+done
 
 rm -f /etc/ssh/ssh_host_*
 # Empty, not missing: systemd then treats the first boot as such and generates the id.

@@ -43,6 +43,11 @@ export interface RootfsStepArgs {
     /** Supplementary groups, created when missing. */
     groups: string[];
   };
+  /**
+   * systemd units the lesson configuration sets up (the image's services, e.g. "frr.service"), sorted: ordered after
+   * antidote-configure.service, so at boot they start once, with the lesson's configuration in place.
+   */
+  lessonServices: string[];
   /** Input roles of the author's scripts, in the order they run. */
   hooks: { pre: string[]; install: string | null; post: string[] };
   /**
@@ -63,6 +68,8 @@ export interface RootfsStepArgs {
 export const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 export const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const FILE_MODE = /^0?[0-7]{3}$/;
+/** A systemd unit name with its type, e.g. "frr.service" (the component adds ".service" to a bare name). */
+export const UNIT_NAME = /^[A-Za-z0-9:_.\\@-]+\.(service|socket|timer|path|target)$/;
 export const HOOK_ROLE = { pre: /^pre\/\d+-[^/]+$/, post: /^post\/\d+-[^/]+$/ };
 const PLAYBOOK_ROLE = /^playbook\/[^/]+$/;
 
@@ -112,6 +119,12 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
   const groups = strList(user, "groups", "user.groups");
   for (const group of groups) {
     if (!USER_NAME.test(group)) throw new StepArgsError("user.groups", "group names like 'netshow'", group);
+  }
+
+  const lessonServices = strList(args, "lessonServices");
+  for (const unit of lessonServices) {
+    if (!UNIT_NAME.test(unit))
+      throw new StepArgsError("lessonServices", "systemd unit names like 'frr.service'", unit);
   }
 
   const hooks = argsObject(args.hooks ?? null, "hooks");
@@ -180,6 +193,7 @@ export function parseRootfsArgs(raw: Json): RootfsStepArgs {
     packages,
     hostname,
     user: { name: userName, passwordHash, groups },
+    lessonServices,
     hooks: { pre, install: hooks.install, post },
     playbook,
     files,

@@ -181,7 +181,9 @@ async function buildRootfs(ctx: StepContext<RootfsStepArgs>) {
   }
 
   log.progress(`${ctx.spec.image}: cleaning up and packing`);
-  await tree.run("clean-up (finalize.sh)", ["/bin/sh", "/run/antidote/finalize.sh"]);
+  await tree.run("clean-up (finalize.sh)", ["/bin/sh", "/run/antidote/finalize.sh"], {
+    ANTIDOTE_LESSON_SERVICES: args.lessonServices.join(" "),
+  });
   distro.cleanupTree(root);
   finishTree(root);
 
