@@ -24,6 +24,8 @@ const FRR_INTERFACES = FRR.interfaces.map((i) => i.name);
 const LESSON = {
   version: 1,
   services: [{ name: "frr", watch: ["/etc/frr/frr.conf"] }],
+  // Needs frr running: at boot it runs after frr has started (antidote-configure-commands.service).
+  commands: [{ run: "vtysh -c 'show version' >/run/lesson-frr-version" }],
   hosts: {
     r1: {
       hostname: "r1",
@@ -200,20 +202,35 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
     assert.match(r.stdout, /\n1400\n$/);
   });
 
-  it("copied frr.conf with its mode and owner, and restarted frr, which runs it", async () => {
+  it("copied frr.conf with its mode and owner, and started frr once, after it, which runs it", async () => {
     const r = await ssh("sudo -n cat /etc/frr/frr.conf; sudo -n stat -c '%a %U %G' /etc/frr/frr.conf");
     assert.strictEqual(
       r.stdout,
       `${fs.readFileSync(path.join(FIXTURES, "r1/frr.conf"), "utf8")}640 frr frrvty\n`,
     );
     const log = await ssh("cat /var/log/antidote-configure.log");
-    assert.match(log.stdout, /changed: services\[0\]: frr\.service restarted \(\/etc\/frr\/frr\.conf\)/);
+    assert.match(log.stdout, /deferred: services\[0\]: frr\.service starts after the configuration \(boot\)/);
+    const starts = await ssh("sudo -n journalctl -b -o cat -u frr.service | grep -c '^Started frr.service'");
+    assert.strictEqual(starts.stdout, "1\n", "frr started once");
     const running = await ssh(
-      // ospfd may still be reading its configuration just after the restart (slow under a loaded TCG host).
+      // ospfd may still be reading its configuration just after the start (slow under a loaded TCG host).
       "systemctl is-active frr && for i in $(seq 30); do vtysh -c 'show running-config' | grep -q '^router ospf' && break; sleep 2; done; vtysh -c 'show running-config'",
     );
     assert.strictEqual(running.status, 0, running.stderr);
     assert.match(running.stdout, /router ospf\n ospf router-id 1\.1\.1\.1/);
+  });
+
+  it("ran the lesson's command after frr had started, and before SSH answered", async () => {
+    const r = await ssh(
+      "cat /run/lesson-frr-version; systemctl is-active antidote-configure-commands; cat /var/log/antidote-configure.log",
+    );
+    assert.match(r.stdout, /^FRRouting /m, r.stdout);
+    assert.match(r.stdout, /^active$/m);
+    assert.match(
+      r.stdout,
+      /changed: commands: handed to antidote-configure-commands\.service, after frr\.service/,
+    );
+    assert.match(r.stdout, /changed: commands\[0\]: ran: vtysh/);
   });
 
   it("changes nothing when run again", async () => {
