@@ -89,6 +89,9 @@ describe("Rootfs step (real mmdebstrap)", function () {
       readEntry(base.primary, "etc/systemd/journald.conf.d/10-antidote.conf"),
       /^Storage=volatile$/m,
     );
+    // Every boot of a fresh overlay is not an "update" (ConditionNeedsUpdate= units such as systemd-sysusers).
+    for (const stamp of ["etc/.updated", "var/.updated"])
+      assert.match(readEntry(base.primary, stamp), /^TIMESTAMP_NSEC=1704067200000000000$/m);
     for (const unit of ["apt-daily.timer", "apt-daily-upgrade.timer", "systemd-timesyncd.service"]) {
       assert.match(files.get(`etc/systemd/system/${unit}`) ?? "", /-> \/dev\/null$/, `${unit} masked`);
     }

@@ -101,6 +101,16 @@ for unit in modprobe@.service systemd-modules-load.service kmod-static-nodes.ser
 ConditionPathExists=/proc/modules
 UNIT
 done
+# D-Bus and logind serve logins and the power button, not sshd: they start after it instead of beside the units
+# on its way (2-3 s each under TCG). A login's PAM session waits for them; a power button pressed before
+# they run goes unheard (the launcher then quits QEMU after its shutdown timeout).
+for unit in dbus.service systemd-logind.service; do
+  mkdir -p "/etc/systemd/system/$unit.d"
+  cat >"/etc/systemd/system/$unit.d/10-antidote-after-ssh.conf" <<UNIT
+[Unit]
+After=ssh.service
+UNIT
+done
 mkdir -p /etc/systemd/journald.conf.d
 cat >/etc/systemd/journald.conf.d/10-antidote.conf <<JOURNALD
 [Journal]

@@ -2,7 +2,8 @@
 # Removes from the image tree what a build leaves behind and what must differ between VMs or builds: logs, host
 # keys, machine ids, random seeds, caches. Runs inside the tree as the last command of every build.
 #
-# environment: ANTIDOTE_LESSON_SERVICES (units the lesson configuration sets up, space-separated)
+# environment: ANTIDOTE_LESSON_SERVICES (units the lesson configuration sets up, space-separated),
+#              SOURCE_DATE_EPOCH (the packed tree's timestamps are clamped to it)
 set -eu
 
 # The lesson's services start after antidote-configure.service (docs/lessons.md): once, with the lesson's
@@ -24,6 +25,12 @@ rm -f /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 rm -f /etc/passwd- /etc/group- /etc/shadow- /etc/gshadow- /etc/subuid- /etc/subgid-
 find /var/log -type f -delete
 rm -rf /root/.bash_history /root/.cache /root/.lesshst /root/.wget-hsts
+# /etc and /var are up to date with /usr: the packages were configured. Without these stamps every boot of the fresh
+# overlay is an "update" and runs the units with ConditionNeedsUpdate= (systemd-sysusers on the way to SSH,
+# systemd-update-done); /usr's time after packing is at most SOURCE_DATE_EPOCH, which the stamps name.
+for stamp in /etc/.updated /var/.updated; do
+  printf '# written by the image build (finalize.sh)\nTIMESTAMP_NSEC=%s000000000\n' "$SOURCE_DATE_EPOCH" >"$stamp"
+done
 find /tmp /var/tmp -mindepth 1 -delete
 # Byte code written while packages were configured differs between builds; Python regenerates it when needed.
 find /usr /etc /opt /var -xdev -type d -name __pycache__ -prune -exec rm -rf {} +
