@@ -80,7 +80,6 @@ function chainLesson(dir: string, routers: number): void {
         { source: `r${k}/frr.conf`, path: "/etc/frr/frr.conf", mode: "0640", owner: "frr", group: "frrvty" },
       ],
       services: [{ name: "frr", watch: ["/etc/frr/frr.conf"] }],
-      commands: ["sysctl -q -w net.ipv4.ip_forward=1"],
     };
   }
   fs.writeFileSync(path.join(dir, "lesson.json"), JSON.stringify({ version: 1, hosts }, null, 2));

@@ -10,6 +10,13 @@ grep -q '^bgpd=yes' /etc/frr/daemons && grep -q '^ospfd=yes' /etc/frr/daemons
 sed -i 's/^#\?watchfrr_options=.*/watchfrr_options="--restart-timeout 180"/' /etc/frr/daemons
 grep -q '^watchfrr_options="--restart-timeout 180"$' /etc/frr/daemons
 
+# A router forwards: IPv4 and IPv6 forwarding on from boot, so a lesson needs no command for it (and none that would
+# run after frr has started, on the way to SSH).
+cat > /etc/sysctl.d/90-frr-forwarding.conf <<'SYSCTL'
+net.ipv4.ip_forward = 1
+net.ipv6.conf.all.forwarding = 1
+SYSCTL
+
 # One integrated configuration, readable by the frrvty group (the login user is in it).
 cat > /etc/frr/vtysh.conf <<'CONF'
 service integrated-vtysh-config

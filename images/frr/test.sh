@@ -10,6 +10,10 @@ done
 version=$(vtysh -c 'show version') || fail "vtysh -c 'show version' failed for $(id -un)"
 echo "$version" | grep -q FRRouting || fail "unexpected 'show version' output: $version"
 
+# A router forwards from boot.
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || fail "IPv4 forwarding is off"
+[ "$(cat /proc/sys/net/ipv6/conf/all/forwarding)" = 1 ] || fail "IPv6 forwarding is off"
+
 # A configuration change through vtysh takes effect in the running daemon.
 vtysh -c 'configure terminal' -c 'router bgp 65001' -c 'bgp router-id 192.0.2.1' -c 'end' >/dev/null \
   || fail "vtysh could not configure bgpd"

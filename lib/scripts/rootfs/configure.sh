@@ -91,8 +91,10 @@ systemctl disable e2scrub_reap.service e2scrub_all.timer 2>/dev/null || true
 #   starts for dm_mod, drm, fuse, loop… and systemd-modules-load only fork to fail; they still run on a kernel
 #   that has modules;
 # - a persistent journal: every start boots a fresh overlay of the disk, so nothing written to /var/log/journal
-#   survives the VM; the journal stays in memory (journalctl works as usual) and is not flushed to disk at boot.
+#   survives the VM; the journal stays in memory (journalctl works as usual), and systemd-journal-flush, which
+#   moves it to disk at boot, is masked.
 ln -sf /dev/null /etc/systemd/system/systemd-network-generator.service
+ln -sf /dev/null /etc/systemd/system/systemd-journal-flush.service
 systemctl disable getty@tty1.service 2>/dev/null || true
 for unit in modprobe@.service systemd-modules-load.service kmod-static-nodes.service; do
   mkdir -p "/etc/systemd/system/$unit.d"
@@ -111,6 +113,13 @@ for unit in dbus.service systemd-logind.service; do
 After=ssh.service
 UNIT
 done
+# sshd's unit tests its configuration with a separate `sshd -t` before starting it: an extra start of sshd on the
+# way to SSH, for a configuration that is the image's, fixed at build time (a broken one still fails the unit).
+mkdir -p /etc/systemd/system/ssh.service.d
+cat >/etc/systemd/system/ssh.service.d/10-antidote-no-test.conf <<UNIT
+[Service]
+ExecStartPre=
+UNIT
 mkdir -p /etc/systemd/journald.conf.d
 cat >/etc/systemd/journald.conf.d/10-antidote.conf <<JOURNALD
 [Journal]
