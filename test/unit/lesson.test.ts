@@ -366,4 +366,45 @@ describe("antidote-configure", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("prints the status line it writes with --status, and refuses bad options with exit 1, naming them", () => {
+    const dir = tempDir("lesson");
+    try {
+      const status = path.join(dir, "run", "configure.status");
+      const missing = spawnSync(
+        "perl",
+        [ANTIDOTE_CONFIGURE, `--config=${path.join(dir, "none.json")}`, "--status", status],
+        {
+          encoding: "utf8",
+        },
+      );
+      assert.strictEqual(missing.status, 4);
+      assert.strictEqual(fs.readFileSync(status, "utf8"), "4 missing\n");
+      assert.match(missing.stdout, /^antidote-configure status: 4 missing$/m);
+      for (const [args, message] of [
+        [["--bogus"], "unknown option: --bogus"],
+        [["lesson.json"], "unexpected argument: lesson.json"],
+        [["--config"], "--config needs a value"],
+        [["--json=yes"], "--json takes no value"],
+        [
+          ["--boot", "--root", dir],
+          "--boot and --only-commands change this system: not with --check, --dry-run, --static or --root",
+        ],
+        [
+          ["--only-commands", "--check"],
+          "--boot and --only-commands change this system: not with --check, --dry-run, --static or --root",
+        ],
+      ] as const) {
+        const r = spawnSync("perl", [ANTIDOTE_CONFIGURE, ...args], { encoding: "utf8" });
+        assert.deepStrictEqual(
+          [r.status, r.stderr.split("\n")[0]],
+          [1, `antidote-configure: ${message}`],
+          args.join(" "),
+        );
+        assert.match(r.stderr, /^usage: antidote-configure/m);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
