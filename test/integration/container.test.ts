@@ -127,6 +127,10 @@ describe("ContainerImage (real dockerd and registry)", function () {
       ["CLAB_INTFS=two", /error: CLAB_INTFS must be a whole number, got 'two'/],
       ["ANTIDOTE_BOOT=uefi", /error: ANTIDOTE_BOOT must be auto, direct or firmware, got 'uefi'/],
       [
+        "ANTIDOTE_MANAGEMENT_NET=10.0.2.0",
+        /error: ANTIDOTE_MANAGEMENT_NET must be an IPv4 subnet from \/8 to \/24 \(a\.b\.c\.d\/n\), got '10\.0\.2\.0'/,
+      ],
+      [
         "CLAB_INTFS=5 ANTIDOTE_BOOT=direct",
         /error: ANTIDOTE_BOOT=direct: 6 NICs, the disk and 2 shares need 9 virtio-mmio slots, microvm has 8/,
       ],
@@ -237,9 +241,13 @@ describe("ContainerImage (real dockerd and registry)", function () {
           return status === "running healthy" ? true : undefined;
         });
         console.log(`      healthy after ${((Date.now() - started) / 1000).toFixed(0)} s`);
-        const login = await sshRun(target, "id -un && hostname", { timeoutMs: 60_000 });
+        const login = await sshRun(target, "id -un && hostname && ip -o -4 addr show dev eth0", {
+          timeoutMs: 60_000,
+        });
         assert.strictEqual(login.status, 0, login.stderr);
         assert.match(login.stdout, new RegExp(`^${metadata.credentials.username}\\n`));
+        // The management network is out of the 10.0.x.0/24 lessons number their links with.
+        assert.match(login.stdout, /eth0\s+inet 100\.127\.255\.15\/24 /);
       });
 
       it("waits for CLAB_INTFS links before booting, one VM NIC per link; a link later than that is plugged in", function () {

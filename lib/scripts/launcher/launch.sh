@@ -16,6 +16,8 @@
 #   CLAB_INTFS                  containerlab's number of data links (eth1..ethN): the VM gets N+1 NICs whatever
 #                               ANTIDOTE_NICS says, and the boot waits for the links  unset
 #   ANTIDOTE_PORTS              forwarded ports, "tcp:22 tcp:830 udp:161"   tcp:22
+#   ANTIDOTE_MANAGEMENT_NET     QEMU's user network on NIC 0 (eth0: DHCP, the forwarded ports); lessons must not
+#                               use it on their data interfaces           100.127.255.0/24
 #   ANTIDOTE_MEMORY_MIB         VM memory                                   512
 #   ANTIDOTE_CPUS               VM CPUs                                     1
 #   ANTIDOTE_ACCEL              auto (KVM if a probe passes), kvm or tcg    auto
@@ -41,6 +43,10 @@ kernel_cmdline=${ANTIDOTE_KERNEL_CMDLINE:-}
 boot=${ANTIDOTE_BOOT:-auto}
 nics=${ANTIDOTE_NICS:-1}
 ports=${ANTIDOTE_PORTS:-tcp:22}
+# Not QEMU's default, 10.0.2.0/24: lessons number their links 10.0.x.0/24, and a data interface in the management
+# subnet takes the replies to forwarded connections away from eth0 (SSH never answered on a 4-router chain whose
+# r2 — r3 link was 10.0.2.0/24). The top /24 of the shared address space (RFC 6598) is no lesson's.
+management_net=${ANTIDOTE_MANAGEMENT_NET:-100.127.255.0/24}
 memory=${ANTIDOTE_MEMORY_MIB:-512}
 cpus=${ANTIDOTE_CPUS:-1}
 accel=${ANTIDOTE_ACCEL:-auto}
@@ -70,6 +76,8 @@ done
 ((nics >= 1 && nics <= 16)) || die "ANTIDOTE_NICS must be 1..16, got $nics"
 [ "$console_port" != "$qmp_port" ] || die "ANTIDOTE_CONSOLE_PORT and ANTIDOTE_QMP_PORT are both $qmp_port"
 [[ $accel =~ ^(auto|kvm|tcg)$ ]] || die "ANTIDOTE_ACCEL must be auto, kvm or tcg, got '$accel'"
+[[ $management_net =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/(8|9|1[0-9]|2[0-4])$ ]] ||
+  die "ANTIDOTE_MANAGEMENT_NET must be an IPv4 subnet from /8 to /24 (a.b.c.d/n), got '$management_net'"
 [ -r "$disk" ] || die "no disk at $disk"
 
 # --- Boot path: direct (microvm) when the image holds its disk's kernel, else firmware --------------------------------
@@ -113,7 +121,7 @@ for spec in $ports; do
   relays+=("$spec")
 done
 
-# QEMU's user network shows the guest a loopback client as coming from its host (10.0.2.2); a client from anywhere
+# QEMU's user network shows the guest a loopback client as coming from its host (.2 of the management net); a client from anywhere
 # else (Docker's published ports, the lab's other containers) keeps its own address, and restrict=on drops the
 # guest's replies to it. So QEMU forwards from 127.0.0.1 only, and socat relays each port from the container's other
 # addresses (the stitched data interfaces have none by then).
@@ -147,7 +155,7 @@ nic_device() {
 }
 
 # restrict=on: the VM reaches nothing beyond the container (the lab rule); the forwards still work.
-qemu_args=(-netdev "user,id=net0,restrict=on${forwards}" -device "$(nic_device 0)")
+qemu_args=(-netdev "user,id=net0,restrict=on,net=${management_net}${forwards}" -device "$(nic_device 0)")
 
 # --- NICs 1..N-1: a tap per container interface, joined with tc mirred ----------------------------------------------
 # A Linux bridge would swallow link-local frames (LLDP, LACP, STP use 01:80:c2:00:00:0x): tc's ingress redirect
