@@ -93,6 +93,15 @@ systemctl disable e2scrub_reap.service e2scrub_all.timer 2>/dev/null || true
 # - a persistent journal: every start boots a fresh overlay of the disk, so nothing written to /var/log/journal
 #   survives the VM; the journal stays in memory (journalctl works as usual), and systemd-journal-flush, which
 #   moves it to disk at boot, is masked.
+# - generators for what lab VMs do not have: encrypted, integrity or verity volumes, partitions found by GPT type,
+#   hibernation, rc.local, update mode, and the kernel command line's systemd.run=/systemd.mask=/getty settings
+#   (serial-getty@ttyS0 is enabled above). systemd runs every generator before it loads a unit, at every boot
+#   (1.5 s of a TCG boot go to generators and unit loading); fstab's and SysV's stay.
+mkdir -p /etc/systemd/system-generators
+for generator in cryptsetup debug getty gpt-auto hibernate-resume integritysetup rc-local run system-update \
+  veritysetup; do
+  ln -sf /dev/null "/etc/systemd/system-generators/systemd-$generator-generator"
+done
 ln -sf /dev/null /etc/systemd/system/systemd-network-generator.service
 ln -sf /dev/null /etc/systemd/system/systemd-journal-flush.service
 systemctl disable getty@tty1.service 2>/dev/null || true
