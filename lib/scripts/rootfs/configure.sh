@@ -94,12 +94,12 @@ systemctl disable e2scrub_reap.service e2scrub_all.timer 2>/dev/null || true
 #   survives the VM; the journal stays in memory (journalctl works as usual), and systemd-journal-flush, which
 #   moves it to disk at boot, is masked.
 # - generators for what lab VMs do not have: encrypted, integrity or verity volumes, partitions found by GPT type,
-#   hibernation, rc.local, update mode, and the kernel command line's systemd.run=/systemd.mask=/getty settings
-#   (serial-getty@ttyS0 is enabled above). systemd runs every generator before it loads a unit, at every boot
-#   (1.5 s of a TCG boot go to generators and unit loading); fstab's and SysV's stay.
+#   hibernation, rc.local, update mode, the kernel command line's systemd.run= and getty settings (serial-getty@ttyS0
+#   is enabled above). systemd runs every generator before it loads a unit, at every boot (1.5 s of a TCG boot went
+#   to generators and unit loading). fstab's and SysV's stay, and so does the debug generator: systemd.mask= and
+#   systemd.wants= on the kernel command line are how a VM that does not boot is debugged (the boot test uses them).
 mkdir -p /etc/systemd/system-generators
-for generator in cryptsetup debug getty gpt-auto hibernate-resume integritysetup rc-local run system-update \
-  veritysetup; do
+for generator in cryptsetup getty gpt-auto hibernate-resume integritysetup rc-local run system-update veritysetup; do
   ln -sf /dev/null "/etc/systemd/system-generators/systemd-$generator-generator"
 done
 ln -sf /dev/null /etc/systemd/system/systemd-network-generator.service
