@@ -95,7 +95,7 @@ while :; do
     [ "$state" = active ] || inactive="$inactive $unit ($state)"
     case $state in activating | reloading | "") starting=1 ;; esac
   done
-  [ -n "$inactive" ] && [ "$starting" = 1 ] && [ "$(date +%s)" -lt "$deadline" ] || break
+  if [ -z "$inactive" ] || [ "$starting" = 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then break; fi
   sleep 1
 done
 if [ -z "$SERVICES" ]; then report services pass "$t" "no services declared"
