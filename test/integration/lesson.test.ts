@@ -214,7 +214,7 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
     assert.strictEqual(starts.stdout, "1\n", "frr started once");
     const running = await ssh(
       // ospfd may still be reading its configuration just after the start (slow under a loaded TCG host).
-      "systemctl is-active frr && for i in $(seq 30); do vtysh -c 'show running-config' | grep -q '^router ospf' && break; sleep 2; done; vtysh -c 'show running-config'",
+      "for i in $(seq 60); do systemctl is-active -q frr && break; sleep 1; done; systemctl is-active frr && for i in $(seq 30); do vtysh -c 'show running-config' | grep -q '^router ospf' && break; sleep 2; done; vtysh -c 'show running-config'",
     );
     assert.strictEqual(running.status, 0, running.stderr);
     assert.match(running.stdout, /router ospf\n ospf router-id 1\.1\.1\.1/);

@@ -89,6 +89,11 @@ describe("Rootfs step (real mmdebstrap)", function () {
       readEntry(base.primary, "etc/systemd/journald.conf.d/10-antidote.conf"),
       /^Storage=volatile$/m,
     );
+    // sshd does not wait for network.target (and the network services ordered before it), only for the host key
+    // and the lesson's configuration.
+    const sshUnit = readEntry(base.primary, "etc/systemd/system/ssh.service");
+    assert.match(sshUnit, /^ExecStart=\/usr\/sbin\/sshd -D/m);
+    assert.doesNotMatch(sshUnit, /network\.target/);
     // Every boot of a fresh overlay is not an "update" (ConditionNeedsUpdate= units such as systemd-sysusers).
     for (const stamp of ["etc/.updated", "var/.updated"])
       assert.match(readEntry(base.primary, stamp), /^TIMESTAMP_NSEC=1704067200000000000$/m);

@@ -83,12 +83,20 @@ else
   else report network pass "$t" "$primary has $address (DHCP), default route ${route% proto*}"; fi
 fi
 
-# Declared services.
+# Declared services. sshd does not wait for the network services (a router's daemons may still be starting when SSH
+# answers): one still activating is given until the deadline.
 t=$(now)
-inactive=""
-for unit in $SERVICES; do
-  state=$(systemctl is-active "$unit" 2>/dev/null)
-  [ "$state" = active ] || inactive="$inactive $unit ($state)"
+deadline=$(($(date +%s) + SETTLE_SECONDS))
+while :; do
+  inactive=""
+  starting=0
+  for unit in $SERVICES; do
+    state=$(systemctl is-active "$unit" 2>/dev/null)
+    [ "$state" = active ] || inactive="$inactive $unit ($state)"
+    case $state in activating | reloading | "") starting=1 ;; esac
+  done
+  if [ -z "$inactive" ] || [ "$starting" = 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then break; fi
+  sleep 1
 done
 if [ -z "$SERVICES" ]; then report services pass "$t" "no services declared"
 elif [ -z "$inactive" ]; then report services pass "$t" "active:$(echo " $SERVICES" | tr -s ' ')"

@@ -6,6 +6,21 @@
 #              SOURCE_DATE_EPOCH (the packed tree's timestamps are clamped to it)
 set -eu
 
+# sshd waits for what SSH needs, not for the network services: Debian orders ssh.service after network.target, which
+# frr and most routing daemons are ordered before, so a router answered SSH only once its daemons had started (3 s
+# of a TCG boot). This copy of the package's unit, made last so that it follows the installed package, leaves
+# network.target out; sshd listens on the wildcard address and needs no configured interface. What SSH answering
+# still means: the host key is made and the lesson's configuration applied (antidote-configure.service, its
+# commands included, is before ssh.service); the lesson's services may still be starting.
+ssh_unit=/lib/systemd/system/ssh.service
+if [ -f "$ssh_unit" ]; then
+  sed -e '/^After=/s/ *network\.target\b//' -e '/^After= *$/d' "$ssh_unit" >/etc/systemd/system/ssh.service
+  if grep -q '^After=.*network\.target' /etc/systemd/system/ssh.service; then
+    echo "finalize.sh: could not take network.target out of $ssh_unit" >&2
+    exit 1
+  fi
+fi
+
 # The lesson's services start after antidote-configure.service (docs/lessons.md): once, with the lesson's
 # configuration, instead of with the image's and then again with the lesson's. Last, when packages have installed
 # their units; a drop-in for a unit the image lacks does nothing.
