@@ -21,10 +21,12 @@ port=${ANTIDOTE_SSH_PORT:-22}
 : "${ANTIDOTE_SSH_PASSWORD:?login password of the image, baked from its metadata}"
 verdict=/run/antidote/health
 
+# banner [SECONDS]: whether sshd's banner arrives within SECONDS (5). QEMU accepts the connection itself and holds it
+# while the guest does not answer (its eth0 not up yet): a short attempt, tried again, sees the banner sooner.
 banner() {
   local line
   { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
-  read -r -t 5 line <&3 || return 1
+  read -r -t "${1:-5}" line <&3 || return 1
   exec 3<&-
   [[ $line == SSH-* ]] || return 1
 }
@@ -51,13 +53,22 @@ login_status() {
 }
 
 watch() {
-  local status how i
-  until banner; do sleep 0.25; done
-  # sshd starts after the configuration: its line is on the console by now, give or take the console's copy.
-  for ((i = 0; i < 8; i++)); do
-    status=$(console_status)
-    [ -z "$status" ] || break
+  local status="" how i=0
+  # The guest prints the status line just before sshd starts: until then the VM is not polled, but for an image
+  # that prints none (an imported vendor disk), whose banner is tried every 2 s.
+  until status=$(console_status) && [ -n "$status" ]; do
+    if ((i++ % 8 == 0)) && banner; then break; fi
     sleep 0.25
+  done
+  # Then one short attempt after the other (at most one connection at a time), longer ones if sshd is that slow.
+  for ((i = 0; ; i++)); do
+    if banner "$((i < 20 ? 1 : 5))"; then break; fi
+    sleep 0.25
+  done
+  # A vendor disk's banner came first: its line, if any, is on the console by now, give or take the console's copy.
+  for ((i = 0; i < 4 && ${#status} == 0; i++)); do
+    sleep 0.25
+    status=$(console_status)
   done
   if [ -n "$status" ]; then
     how="SSH answers"
