@@ -57,7 +57,7 @@ watch() {
   # The guest prints the status line just before sshd starts: until then the VM is not polled, but for an image
   # that prints none (an imported vendor disk), whose banner is tried every 2 s.
   until status=$(console_status) && [ -n "$status" ]; do
-    if ((i++ % 8 == 0)) && banner; then break; fi
+    if ((i++ % 8 == 0)) && banner 1; then break; fi
     sleep 0.25
   done
   # Then one short attempt after the other (at most one connection at a time), longer ones if sshd is that slow.
