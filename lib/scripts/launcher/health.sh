@@ -53,23 +53,16 @@ login_status() {
 }
 
 watch() {
-  local status="" how i=0
-  # The guest prints the status line just before sshd starts: until then the VM is not polled, but for an image
-  # that prints none (an imported vendor disk), whose banner is tried every 2 s.
-  until status=$(console_status) && [ -n "$status" ]; do
-    if ((i++ % 8 == 0)) && banner 1; then break; fi
-    sleep 0.25
-  done
-  # Then one short attempt after the other (at most one connection at a time), longer ones if sshd is that slow.
-  for ((i = 0; ; i++)); do
-    if banner "$((i < 20 ? 1 : 5))"; then break; fi
-    sleep 0.25
-  done
-  # A vendor disk's banner came first: its line, if any, is on the console by now, give or take the console's copy.
-  for ((i = 0; i < 4 && ${#status} == 0; i++)); do
-    sleep 0.25
-    status=$(console_status)
-  done
+  local status="" how
+  if [ "${ANTIDOTE_CONSOLE_STATUS:-0}" = 1 ]; then
+    # The guest prints its status line just before sshd starts: until then the VM is not polled. Then 3-second
+    # attempts, one at a time: QEMU holds a connection while the guest's eth0 has no address yet (a 5 s attempt saw
+    # the banner seconds late), and sshd's banner takes over a second under TCG (a 1 s attempt never saw it).
+    until status=$(console_status) && [ -n "$status" ]; do sleep 0.25; done
+    until banner 3; do sleep 0.25; done
+  else
+    until banner; do sleep 0.5; done
+  fi
   if [ -n "$status" ]; then
     how="SSH answers"
   else

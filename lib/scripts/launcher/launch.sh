@@ -311,7 +311,10 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
   </dev/null &
 qemu_pid=$!
 relay_ports
-# The health verdict, recorded when the VM's SSH answers (the HEALTHCHECK only reads it).
+# The health verdict, recorded when the VM's SSH answers (the HEALTHCHECK only reads it). The disks this project
+# builds, the ones with a kernel of their own, run antidote-configure at boot, which prints its status line on the
+# console before sshd starts; a vendor disk prints none.
+if [ -n "$kernel" ]; then export ANTIDOTE_CONSOLE_STATUS=1; fi
 antidote-health --watch &
 
 # One QMP command (name, then its arguments as a JSON object): greeting, capabilities negotiation, the command.
