@@ -94,6 +94,15 @@ describe("Rootfs step (real mmdebstrap)", function () {
     const sshUnit = readEntry(base.primary, "etc/systemd/system/ssh.service");
     assert.match(sshUnit, /^ExecStart=\/usr\/sbin\/sshd -D/m);
     assert.doesNotMatch(sshUnit, /network\.target/);
+    // Nor does the unit that lets users log in: sshd starts after it (a banner, then a refused login, before).
+    assert.doesNotMatch(
+      readEntry(base.primary, "etc/systemd/system/systemd-user-sessions.service"),
+      /network\.target/,
+    );
+    assert.match(
+      readEntry(base.primary, "etc/systemd/system/ssh.service.d/20-antidote-logins.conf"),
+      /^After=systemd-user-sessions\.service$/m,
+    );
     // Every boot of a fresh overlay is not an "update" (ConditionNeedsUpdate= units such as systemd-sysusers).
     for (const stamp of ["etc/.updated", "var/.updated"])
       assert.match(readEntry(base.primary, stamp), /^TIMESTAMP_NSEC=1704067200000000000$/m);

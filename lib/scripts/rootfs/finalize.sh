@@ -8,18 +8,25 @@ set -eu
 
 # sshd waits for what SSH needs, not for the network services: Debian orders ssh.service after network.target, which
 # frr and most routing daemons are ordered before, so a router answered SSH only once its daemons had started (3 s
-# of a TCG boot). This copy of the package's unit, made last so that it follows the installed package, leaves
-# network.target out; sshd listens on the wildcard address and needs no configured interface. What SSH answering
-# still means: the host key is made and the lesson's configuration applied (antidote-configure.service, its
-# commands included, is before ssh.service); the lesson's services may still be starting.
-ssh_unit=/lib/systemd/system/ssh.service
-if [ -f "$ssh_unit" ]; then
-  sed -e '/^After=/s/ *network\.target\b//' -e '/^After= *$/d' "$ssh_unit" >/etc/systemd/system/ssh.service
-  if grep -q '^After=.*network\.target' /etc/systemd/system/ssh.service; then
-    echo "finalize.sh: could not take network.target out of $ssh_unit" >&2
+# of a TCG boot). So does systemd-user-sessions.service, which lets users log in (until it has run, /run/nologin
+# refuses them): sshd answered, but the first login failed. Copies of the packages' units, made last so that they
+# follow the installed packages, leave network.target out (sshd listens on the wildcard address and needs no
+# configured interface), and sshd starts after systemd-user-sessions. What SSH answering still means: the host key
+# is made, logins are allowed and the lesson's configuration applied (antidote-configure.service, its commands
+# included, is before ssh.service); the lesson's services may still be starting.
+for unit in ssh.service systemd-user-sessions.service; do
+  [ -f "/lib/systemd/system/$unit" ] || continue
+  sed -e '/^After=/s/ *network\.target\b//' -e '/^After= *$/d' "/lib/systemd/system/$unit" >"/etc/systemd/system/$unit"
+  if grep -q '^After=.*network\.target' "/etc/systemd/system/$unit"; then
+    echo "finalize.sh: could not take network.target out of /lib/systemd/system/$unit" >&2
     exit 1
   fi
-fi
+done
+mkdir -p /etc/systemd/system/ssh.service.d
+cat >/etc/systemd/system/ssh.service.d/20-antidote-logins.conf <<UNIT
+[Unit]
+After=systemd-user-sessions.service
+UNIT
 
 # The lesson's services start after antidote-configure.service (docs/lessons.md): once, with the lesson's
 # configuration, instead of with the image's and then again with the lesson's. Last, when packages have installed
