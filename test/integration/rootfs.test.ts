@@ -100,8 +100,13 @@ describe("Rootfs step (real mmdebstrap)", function () {
       /network\.target/,
     );
     assert.match(
-      readEntry(base.primary, "etc/systemd/system/ssh.service.d/20-antidote-logins.conf"),
+      readEntry(base.primary, "etc/systemd/system/ssh.service.d/10-antidote.conf"),
       /^After=systemd-user-sessions\.service$/m,
+    );
+    assert.match(
+      readEntry(base.primary, "etc/systemd/system/ssh.service.d/10-antidote.conf"),
+      /^ExecStartPre=$/m,
+      "no separate sshd -t before sshd",
     );
     // Every boot of a fresh overlay is not an "update" (ConditionNeedsUpdate= units such as systemd-sysusers).
     for (const stamp of ["etc/.updated", "var/.updated"])

@@ -122,13 +122,6 @@ for unit in dbus.service systemd-logind.service; do
 After=ssh.service
 UNIT
 done
-# sshd's unit tests its configuration with a separate `sshd -t` before starting it: an extra start of sshd on the
-# way to SSH, for a configuration that is the image's, fixed at build time (a broken one still fails the unit).
-mkdir -p /etc/systemd/system/ssh.service.d
-cat >/etc/systemd/system/ssh.service.d/10-antidote-no-test.conf <<UNIT
-[Service]
-ExecStartPre=
-UNIT
 mkdir -p /etc/systemd/journald.conf.d
 cat >/etc/systemd/journald.conf.d/10-antidote.conf <<JOURNALD
 [Journal]

@@ -13,7 +13,9 @@ set -eu
 # follow the installed packages, leave network.target out (sshd listens on the wildcard address and needs no
 # configured interface), and sshd starts after systemd-user-sessions. What SSH answering still means: the host key
 # is made, logins are allowed and the lesson's configuration applied (antidote-configure.service, its commands
-# included, is before ssh.service); the lesson's services may still be starting.
+# included, is before ssh.service); the lesson's services may still be starting. Nor does sshd's unit test its
+# configuration with a separate `sshd -t` first: an extra start of sshd on the way to SSH, for a configuration that
+# is the image's, fixed at build time (a broken one still fails the unit).
 for unit in ssh.service systemd-user-sessions.service; do
   [ -f "/lib/systemd/system/$unit" ] || continue
   sed -e '/^After=/s/ *network\.target\b//' -e '/^After= *$/d' "/lib/systemd/system/$unit" >"/etc/systemd/system/$unit"
@@ -23,9 +25,12 @@ for unit in ssh.service systemd-user-sessions.service; do
   fi
 done
 mkdir -p /etc/systemd/system/ssh.service.d
-cat >/etc/systemd/system/ssh.service.d/20-antidote-logins.conf <<UNIT
+cat >/etc/systemd/system/ssh.service.d/10-antidote.conf <<UNIT
 [Unit]
 After=systemd-user-sessions.service
+
+[Service]
+ExecStartPre=
 UNIT
 
 # The lesson's services start after antidote-configure.service (docs/lessons.md): once, with the lesson's
