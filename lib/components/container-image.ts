@@ -35,6 +35,13 @@ export interface ContainerImageArgs {
    * @default none: the launcher boots the disk by firmware and GRUB, as an imported vendor disk
    */
   kernel?: BuiltStep;
+  /**
+   * Boot the VM once at build time, up to the point where it becomes a VM of its own (`antidote-resume`), and keep the
+   * saved VM in the image: a start under TCG restores it instead of booting (docs/container.md, "Snapshot start").
+   * Needs `kernel`.
+   * @default true when `kernel` is given
+   */
+  snapshot?: boolean;
   /** Repository name, locally (`antidote-images/<repository>`) and in the stack's registry. @default the image name */
   repository?: string;
   /** Seconds the VM may take to boot before failed health checks count (TCG on a busy host is slow). @default 600 */
@@ -76,6 +83,12 @@ export class ContainerImage extends StepComponent {
       typeof args.metadata === "object"
         ? args.metadata
         : loadMetadata(args.metadata ?? path.resolve("images", image));
+    if (args.snapshot && !args.kernel) {
+      throw new Error(
+        `${image}: ${name}: bad argument snapshot: expected a kernel to go with it (a snapshot is of a direct boot), ` +
+          `got snapshot: true and no kernel`,
+      );
+    }
     const repository = args.repository ?? image;
     const launcher = args.launcher ?? sharedLauncher();
     this.buildStep(name, {
@@ -86,6 +99,7 @@ export class ContainerImage extends StepComponent {
         metadata: this.metadata as unknown as Json,
         untested: !args.bootTest,
         healthStartSeconds: args.healthStartSeconds ?? 600,
+        snapshot: args.snapshot ?? Boolean(args.kernel),
       },
       parents: {
         disk: args.disk,

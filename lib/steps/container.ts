@@ -14,6 +14,14 @@ export const CONTAINER_DISK_PATH = "/disk/disk.qcow2";
 /** Where the disk's kernel is in a lab image that boots it directly (`ANTIDOTE_KERNEL`). */
 export const CONTAINER_KERNEL_PATH = "/disk/vmlinuz";
 
+/**
+ * Where a lab image keeps the snapshot of its booted VM (the launcher's `ANTIDOTE_SNAPSHOT` default), and the files the
+ * launcher's `--snapshot` writes there: the VM's memory and device state, its disk as the boot left it (an overlay of
+ * {@link CONTAINER_DISK_PATH}), and what a start checks before it restores them.
+ */
+export const CONTAINER_SNAPSHOT_DIR = "/disk/snapshot";
+const SNAPSHOT_FILES = ["state", "disk.qcow2", "snapshot.env"] as const;
+
 /** TCP port of the VM's serial console in every lab container (vrnetlab's convention: `telnet <node> 5000`). */
 export const CONSOLE_PORT = 5000;
 
@@ -29,6 +37,8 @@ export interface ContainerStepArgs {
   untested: boolean;
   /** Docker HEALTHCHECK start period: how long a TCG boot may take before failures count. */
   healthStartSeconds: number;
+  /** Boot the VM once at build time and keep its snapshot in the image, for starts that restore it (needs a kernel). */
+  snapshot: boolean;
 }
 
 /** `image.json`: the lab image as dockerd holds it. */
@@ -48,11 +58,11 @@ export interface ContainerRecord extends DockerImageInfo {
  */
 export const containerStep: StepDefinition<ContainerStepArgs> = {
   kind: "container",
-  // 4: the disk's kernel and command line for the direct boot; health from the launcher's readiness file.
-  version: 4,
+  // 5: the snapshot of the booted VM.
+  version: 5,
   parseArgs(raw: Json): ContainerStepArgs {
     const args = argsObject(raw);
-    const { repository, metadata, untested, healthStartSeconds } = args;
+    const { repository, metadata, untested, healthStartSeconds, snapshot } = args;
     if (typeof repository !== "string" || !/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(repository)) {
       throw new StepArgsError("repository", "a Docker repository name (lower case)", repository);
     }
@@ -85,7 +95,8 @@ export const containerStep: StepDefinition<ContainerStepArgs> = {
     ) {
       throw new StepArgsError("healthStartSeconds", "a positive whole number", healthStartSeconds);
     }
-    return { repository, metadata: meta, untested, healthStartSeconds };
+    if (typeof snapshot !== "boolean") throw new StepArgsError("snapshot", "true or false", snapshot);
+    return { repository, metadata: meta, untested, healthStartSeconds, snapshot };
   },
   run: buildContainer,
   // The docker provider's Tag and push need the image in dockerd, not only in the store.
@@ -98,6 +109,9 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
   const { disk, launcher, bootTest, kernel } = ctx.parents;
   if (!disk || !launcher) throw new Error("a container needs 'disk' and 'launcher' parents");
   const kernelCmdline = kernel ? directBootCmdline(disk, kernel) : undefined;
+  if (ctx.args.snapshot && !kernel) {
+    throw new Error("a snapshot needs the disk's kernel (a 'kernel' parent): only a direct boot is restored");
+  }
   if (!ctx.args.untested) {
     if (!bootTest) throw new Error("no boot test: an untested disk is not published (untested: false)");
     if (bootTest.meta.outputs.passed !== true || bootTest.meta.inputs.parents.disk !== disk.key) {
@@ -118,11 +132,14 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
     kernelCmdline,
   });
   fs.writeFileSync(path.join(ctx.out, "Dockerfile"), dockerfile);
-  ctx.log.progress(`${ctx.spec.image}: docker build ${ref.slice(0, 40)}…`);
+  const env = containerEnv(ctx.args.metadata, kernelCmdline);
   await buildLabImage(ctx.log, ctx.store, path.join(ctx.out, "Dockerfile"), {
     disk: path.join(disk.dir, diskFile),
     kernel: kernel && path.join(kernel.dir, kernel.meta.primary),
     ref,
+    snapshot: ctx.args.snapshot
+      ? { make: { launcher: base.ref, env, image: ctx.spec.image }, dir: path.join(ctx.out, "snapshot") }
+      : undefined,
   });
   const image = await inspectImage(ref);
   if (!image) throw new Error(`dockerd does not show the image it just built as ${ref}`);
@@ -165,10 +182,12 @@ export async function ensureContainerImage(store: ArtifactStore, key: string): P
   const log = new StepLog(store.logPath(key), new AbortController().signal, () => {});
   log.progress(`${artifact.meta.image}: dockerd has no ${record.ref}: building it again from the store`);
   await ensureLauncherImage(launcher, store, log);
+  const snapshotDir = path.join(artifact.dir, "snapshot");
   await buildLabImage(log, store, path.join(artifact.dir, "Dockerfile"), {
     disk: path.join(disk.dir, disk.meta.primary),
     kernel: kernel && path.join(kernel.dir, kernel.meta.primary),
     ref: record.ref,
+    snapshot: fs.existsSync(snapshotDir) ? { dir: snapshotDir } : undefined,
   });
   const image = await inspectImage(record.ref);
   if (!image || image.layers.join() !== record.layers.join()) {
@@ -201,17 +220,26 @@ function directBootCmdline(disk: Artifact, kernel: Artifact): string {
   return cmdline;
 }
 
+/** The snapshot of a lab image: made now (by the launcher, from the disk and kernel in the context), or kept. */
+interface SnapshotFiles {
+  /** Make it with the launcher image `launcher` and the lab image's environment, then keep it in `dir`. */
+  make?: { launcher: string; env: [string, string][]; image: string };
+  /** Where the snapshot's files are kept (the container artifact's `snapshot/`). */
+  dir: string;
+}
+
 /**
- * `docker build` with a context of just `disk/disk.qcow2` (and `disk/vmlinuz` for a direct boot), copied (reflinked
- * where the filesystem can) and dated {@link DISK_LAYER_MTIME}, directory included. The Dockerfile's `COPY . /` then
- * writes a layer whose bytes are the same at every build: a `COPY file /disk/…` would date the `/disk` it creates
- * with the build's own clock.
+ * `docker build` with a context of just `disk/disk.qcow2` (and `disk/vmlinuz` for a direct boot, and `disk/snapshot/`
+ * when the image has a snapshot), copied (reflinked where the filesystem can) and dated {@link DISK_LAYER_MTIME},
+ * directories included. The Dockerfile's `COPY . /` then writes a layer whose bytes are the same at every build of the
+ * same files: a `COPY file /disk/…` would date the `/disk` it creates with the build's own clock. A snapshot is not the
+ * same twice (a VM's memory never is), so it is made once and kept in the artifact, which a rebuild copies from.
  */
 async function buildLabImage(
   log: StepLog,
   store: ArtifactStore,
   dockerfile: string,
-  files: { disk: string; kernel?: string; ref: string },
+  files: { disk: string; kernel?: string; ref: string; snapshot?: SnapshotFiles },
 ): Promise<void> {
   const { dir: context, remove: removeContext } = store.scratchDir("antidote-container-context");
   try {
@@ -220,20 +248,93 @@ async function buildLabImage(
     const entries = [directory];
     const copies: [string, string][] = [[files.disk, CONTAINER_DISK_PATH]];
     if (files.kernel) copies.push([files.kernel, CONTAINER_KERNEL_PATH]);
-    for (const [from, to] of copies) {
+    const copy = (from: string, to: string) => {
       const inContext = path.join(context, to);
       fs.copyFileSync(from, inContext, fs.constants.COPYFILE_FICLONE);
       fs.chmodSync(inContext, 0o644);
       entries.push(inContext);
+    };
+    for (const [from, to] of copies) copy(from, to);
+    if (files.snapshot) {
+      const snapshotInContext = path.join(context, CONTAINER_SNAPSHOT_DIR);
+      if (files.snapshot.make) {
+        await makeSnapshot(log, context, files.snapshot.make);
+        fs.mkdirSync(files.snapshot.dir, { recursive: true });
+        for (const name of SNAPSHOT_FILES) {
+          fs.copyFileSync(
+            path.join(snapshotInContext, name),
+            path.join(files.snapshot.dir, name),
+            fs.constants.COPYFILE_FICLONE,
+          );
+        }
+      } else {
+        fs.mkdirSync(snapshotInContext);
+        for (const name of SNAPSHOT_FILES) {
+          copy(path.join(files.snapshot.dir, name), path.join(CONTAINER_SNAPSHOT_DIR, name));
+        }
+      }
+      for (const name of SNAPSHOT_FILES) {
+        const file = path.join(snapshotInContext, name);
+        fs.chmodSync(file, 0o644);
+        if (!entries.includes(file)) entries.push(file);
+      }
+      fs.chmodSync(snapshotInContext, 0o755);
+      entries.push(snapshotInContext);
     }
     fs.chmodSync(directory, 0o755);
     for (const entry of entries) fs.utimesSync(entry, DISK_LAYER_MTIME, DISK_LAYER_MTIME);
+    log.progress(`${path.basename(files.ref.split(":")[0])}: docker build ${files.ref.slice(0, 40)}…`);
     await log.exec("docker", ["build", "--quiet", "--file", dockerfile, "--tag", files.ref, context], {
       env: { DOCKER_BUILDKIT: "0" },
       capture: true,
     });
   } finally {
     removeContext();
+  }
+}
+
+/** How long the snapshot's boot may take: a cold TCG boot on a loaded 2-core machine, with room. */
+const SNAPSHOT_TIMEOUT_SECONDS = 900;
+
+/**
+ * Boots the VM in the launcher, as a lab container would, up to antidote-resume, and saves it in the context's
+ * `disk/snapshot/` (`antidote-launch --snapshot`). The container has no network and a fixed name: a build that died
+ * leaves one behind, which the next removes.
+ */
+async function makeSnapshot(
+  log: StepLog,
+  context: string,
+  make: { launcher: string; env: [string, string][]; image: string },
+): Promise<void> {
+  const name = `antidote-snapshot-${make.image}`;
+  log.progress(`${make.image}: snapshot: booting the VM to antidote-resume and saving it`);
+  await log.exec("docker", ["rm", "--force", name], { capture: true });
+  try {
+    await log.exec(
+      "docker",
+      [
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--volume",
+        `${path.join(context, path.dirname(CONTAINER_DISK_PATH))}:${path.dirname(CONTAINER_DISK_PATH)}`,
+        ...make.env.flatMap(([key, value]) => ["--env", `${key}=${value}`]),
+        "--env",
+        `ANTIDOTE_SNAPSHOT_TIMEOUT=${SNAPSHOT_TIMEOUT_SECONDS}`,
+        make.launcher,
+        "/usr/bin/tini",
+        "--",
+        "/usr/local/bin/antidote-launch",
+        "--snapshot",
+        CONTAINER_SNAPSHOT_DIR,
+      ],
+      { timeoutMs: (SNAPSHOT_TIMEOUT_SECONDS + 120) * 1000 },
+    );
+  } finally {
+    await log.exec("docker", ["rm", "--force", name], { capture: true }).catch(() => undefined);
   }
 }
 
@@ -292,6 +393,30 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
     ["dev.antidote.disk.sha256", quote(inputs.diskSha256)],
     ["dev.antidote.boot-test", quote(inputs.bootTest ?? "untested")],
   ];
+  return [
+    `FROM ${inputs.base}`,
+    // The context holds only disk/ (see buildLabImage).
+    "COPY . /",
+    `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(" \\\n      ")}`,
+    `ENV ${containerEnv(m, inputs.kernelCmdline)
+      .map(([k, v]) => `${k}=${quote(v)}`)
+      .join(" \\\n    ")}`,
+    `EXPOSE ${[...m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`), `${CONSOLE_PORT}/tcp`].join(" ")}`,
+    // The check only reads the readiness the launcher records (antidote-health): cheap enough every second, so the
+    // container turns healthy within a second of the VM's first SSH login (dockerd 20.10 has no --start-interval).
+    `HEALTHCHECK --interval=1s --timeout=10s --start-period=${inputs.healthStartSeconds}s --retries=3 ` +
+      `CMD ["/usr/local/bin/antidote-health"]`,
+    "STOPSIGNAL SIGTERM",
+    `ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/antidote-launch"]`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The lab image's launch-script defaults, from its metadata (`ENV` in the image; the environment its snapshot is
+ * made in, so that the snapshot's VM is the one a start boots).
+ */
+export function containerEnv(m: ImageMetadata, kernelCmdline?: string): [string, string][] {
   const env: [string, string][] = [
     ["ANTIDOTE_DISK", CONTAINER_DISK_PATH],
     ["ANTIDOTE_NICS", String(m.interfaces.length)],
@@ -303,26 +428,13 @@ export function containerDockerfile(inputs: DockerfileInputs): string {
     // The lab's well-known login, also in the labels: the health check logs in with it.
     ["ANTIDOTE_SSH_USER", m.credentials.username],
     ["ANTIDOTE_SSH_PASSWORD", m.credentials.password],
-    ...(inputs.kernelCmdline
+    ...(kernelCmdline
       ? [
           ["ANTIDOTE_KERNEL", CONTAINER_KERNEL_PATH] as [string, string],
-          ["ANTIDOTE_KERNEL_CMDLINE", inputs.kernelCmdline] as [string, string],
+          ["ANTIDOTE_KERNEL_CMDLINE", kernelCmdline] as [string, string],
         ]
       : []),
   ];
-  return [
-    `FROM ${inputs.base}`,
-    // The context holds only disk/disk.qcow2 (see buildLabImage).
-    "COPY . /",
-    `LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(" \\\n      ")}`,
-    `ENV ${env.map(([k, v]) => `${k}=${quote(v)}`).join(" \\\n    ")}`,
-    `EXPOSE ${[...m.ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`), `${CONSOLE_PORT}/tcp`].join(" ")}`,
-    // The check only reads the readiness the launcher records (antidote-health): cheap enough every second, so the
-    // container turns healthy within a second of the VM's first SSH login (dockerd 20.10 has no --start-interval).
-    `HEALTHCHECK --interval=1s --timeout=10s --start-period=${inputs.healthStartSeconds}s --retries=3 ` +
-      `CMD ["/usr/local/bin/antidote-health"]`,
-    "STOPSIGNAL SIGTERM",
-    `ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/antidote-launch"]`,
-    "",
-  ].join("\n");
+  // One line each, as the Dockerfile's ENV holds them.
+  return env.map(([key, value]) => [key, value.replace(/\s+/g, " ").trim()]);
 }

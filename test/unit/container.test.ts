@@ -165,6 +165,15 @@ describe("ContainerImage (Pulumi mocks)", () => {
     const spec = async (image: ContainerImage) => JSON.parse((await valueOf(image.command.stdin)) as string);
     assert.strictEqual((await spec(direct)).parents.kernel, kernel.key);
     assert.ok(!("kernel" in (await spec(firmware)).parents));
+    // A snapshot is of a direct boot: on by default with a kernel, off without, refused without when asked for.
+    assert.strictEqual((await spec(direct)).args.snapshot, true);
+    assert.strictEqual((await spec(firmware)).args.snapshot, false);
+    const cold = new ContainerImage("cold-container", { ...common, kernel, snapshot: false });
+    assert.strictEqual((await spec(cold)).args.snapshot, false);
+    assert.throws(
+      () => new ContainerImage("snap-container", { ...common, snapshot: true }),
+      /^Error: debian-base: snap-container: bad argument snapshot: expected a kernel to go with it/,
+    );
   });
 
   it("local stack: pushes to 127.0.0.1:5000 by default, uploads nothing; registry none pushes nothing", async () => {
@@ -257,7 +266,12 @@ describe("lab image Dockerfile", () => {
   it("exposes the serial console's port and refuses metadata that forwards a VM port on it", () => {
     assert.match(dockerfile, /^EXPOSE 22\/tcp 5000\/tcp$/m);
     assert.match(dockerfile, /ANTIDOTE_CONSOLE_PORT="5000"/);
-    const args = { repository: "antidote-images/x", untested: false, healthStartSeconds: 600 };
+    const args = {
+      repository: "antidote-images/x",
+      untested: false,
+      healthStartSeconds: 600,
+      snapshot: false,
+    };
     const clash = {
       ...metadata,
       ports: [...metadata.ports, { port: CONSOLE_PORT, protocol: "tcp", name: "web" }],
@@ -271,5 +285,9 @@ describe("lab image Dockerfile", () => {
       ports: [...metadata.ports, { port: CONSOLE_PORT, protocol: "udp", name: "syslog" }],
     };
     assert.doesNotThrow(() => containerStep.parseArgs({ ...args, metadata: udp } as never));
+    assert.throws(
+      () => containerStep.parseArgs({ ...args, metadata, snapshot: "yes" } as never),
+      /snapshot: expected true or false/,
+    );
   });
 });

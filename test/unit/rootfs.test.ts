@@ -66,6 +66,8 @@ describe("Rootfs arguments", () => {
       "rootfs/user.sh",
       "stage3/antidote-configure",
       "stage3/antidote-configure.service",
+      "stage3/antidote-resume",
+      "stage3/antidote-resume.service",
     ]);
   });
 

@@ -4,14 +4,22 @@
 # NIC i (i >= 1) is stitched to the container's eth<i> with tc mirred; the lesson directory is exported over
 # virtio-9p; the serial console is served on a TCP port and copied to the container log; the VM boots on a fresh
 # overlay at every start; SIGTERM powers the VM down. An image that holds its disk's kernel boots it directly on QEMU's
-# microvm (virtio-mmio devices, no firmware or GRUB); a vendor disk boots on the pc machine by firmware and its own
-# boot loader. See docs/container.md and docs/containerlab.md.
+# microvm (virtio-mmio devices, no firmware or GRUB), and restores the VM from the image's snapshot of it when it has
+# one that fits (TCG); a vendor disk boots on the pc machine by firmware and its own boot loader. See
+# docs/container.md and docs/containerlab.md.
+#
+# `antidote-launch --snapshot DIR` (the container step, at build time) boots the VM up to antidote-resume and saves
+# it in DIR: its memory and device state (state), what it wrote to its disk (disk.qcow2, over ANTIDOTE_DISK) and what
+# a start checks before restoring it (snapshot.env).
 #
 # Environment (the lab image bakes defaults from its metadata; `docker run -e` overrides them):
 #   ANTIDOTE_DISK               the image's disk, never written to          /disk/disk.qcow2
 #   ANTIDOTE_KERNEL             the disk's kernel, for a direct boot        unset (baked by images that have one)
 #   ANTIDOTE_KERNEL_CMDLINE     its command line (the disk's GRUB's)        unset (baked with the kernel)
-#   ANTIDOTE_BOOT               auto (direct when there is a kernel), direct (microvm) or firmware (pc, GRUB)  auto
+#   ANTIDOTE_BOOT               auto (snapshot when it fits, else direct when there is a kernel, else firmware),
+#                               snapshot (restore the image's snapshot), direct (microvm, a cold boot) or firmware
+#                               (pc, GRUB)                                   auto
+#   ANTIDOTE_SNAPSHOT           the image's snapshot (made by --snapshot)   /disk/snapshot
 #   ANTIDOTE_NICS               VM NICs; NIC i >= 1 is stitched to eth<i>   1
 #   CLAB_INTFS                  containerlab's number of data links (eth1..ethN): the VM gets N+1 NICs whatever
 #                               ANTIDOTE_NICS says, and the boot waits for the links  unset
@@ -30,6 +38,15 @@
 #   ANTIDOTE_QMP_PORT           QEMU's control port, on 127.0.0.1 only      4444
 #   ANTIDOTE_QEMU_UID           user QEMU runs as                           65534 (nobody)
 set -euo pipefail
+
+mode=start
+if [ "${1:-}" = --snapshot ]; then
+  mode=snapshot
+  snapshot_out=${2:-}
+elif [ $# -gt 0 ]; then
+  echo "antidote-launch: error: unknown argument '$1' (the only one is --snapshot DIR)" >&2
+  exit 1
+fi
 
 log() { echo "antidote-launch: $*" >&2; }
 die() {
@@ -58,7 +75,14 @@ lesson_host=${ANTIDOTE_LESSON_HOST:-${HOSTNAME:-}}
 qmp_port=${ANTIDOTE_QMP_PORT:-4444}
 console_port=${ANTIDOTE_CONSOLE_PORT:-5000}
 qemu_uid=${ANTIDOTE_QEMU_UID:-65534}
+snapshot_dir=${ANTIDOTE_SNAPSHOT:-/disk/snapshot}
 run=/run/antidote
+# microvm has eight virtio-mmio slots: the disk, the NICs and the two 9p shares must fit (the RNG takes a ninth's
+# place only when one is free). A lab VM with more NICs boots by firmware, on PCI.
+microvm_slots=8
+# A snapshot's VM has as many NICs as fit: a start with fewer leaves the others without carrier, like a router's
+# unused ports.
+snapshot_nics=$((microvm_slots - 3))
 
 # containerlab creates a node's links (eth1, eth2, ...) after the container starts and passes their number in
 # CLAB_INTFS: the VM gets one NIC per link, and the boot waits for them (vrnetlab's convention), so that the guest
@@ -79,12 +103,41 @@ done
 [[ $management_net =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/(8|9|1[0-9]|2[0-4])$ ]] ||
   die "ANTIDOTE_MANAGEMENT_NET must be an IPv4 subnet from /8 to /24 (a.b.c.d/n), got '$management_net'"
 [ -r "$disk" ] || die "no disk at $disk"
+[[ $boot =~ ^(auto|snapshot|direct|firmware)$ ]] ||
+  die "ANTIDOTE_BOOT must be auto, snapshot, direct or firmware, got '$boot'"
 
-# --- Boot path: direct (microvm) when the image holds its disk's kernel, else firmware --------------------------------
-# microvm has eight virtio-mmio slots: the disk, the NICs and the two 9p shares must fit (the RNG takes a ninth's
-# place only when one is free). A lab VM with more NICs boots by firmware, on PCI.
-microvm_slots=8
-[[ $boot =~ ^(auto|direct|firmware)$ ]] || die "ANTIDOTE_BOOT must be auto, direct or firmware, got '$boot'"
+# Everything of a previous start (overlay, health marker) goes: a restarted container boots a pristine VM.
+rm -rf "$run"
+mkdir -p "$run"
+
+# --- Accelerator: KVM only when it is there and a probe VM runs on it ------------------------------------------------
+# /dev/kvm can exist and still hang or crash guests (nested virtualization). The probe is SeaBIOS with a boot-menu
+# timer and no disk: it prints "No bootable device" on its debug port and exits (-no-reboot) in about a second.
+kvm_works() {
+  [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+  timeout 10 qemu-system-x86_64 -nodefaults -accel kvm -cpu host -m 32 -display none -monitor none -no-reboot \
+    -boot menu=on,splash-time=500,reboot-timeout=0 \
+    -chardev "file,id=probe,path=$run/kvm-probe.log" -device isa-debugcon,iobase=0x402,chardev=probe \
+    >/dev/null 2>&1 && grep -qa "No bootable device" "$run/kvm-probe.log"
+}
+# A snapshot is TCG's: its CPU state is QEMU's "max" model, which KVM's "host" is not.
+if [ "$mode" = snapshot ]; then accel=tcg; fi
+if [ "$accel" = auto ]; then
+  if kvm_works; then accel=kvm; else accel=tcg; fi
+fi
+case $accel in
+  kvm) accel_args=(-accel kvm -cpu host) ;;
+  tcg) accel_args=(-accel "tcg,thread=multi" -cpu max) ;;
+esac
+# The host's TSC rate: under TCG the guest's TSC is the host's, and a microvm guest has no clock to measure it against.
+host_tsc_khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+
+# --- Boot path: snapshot, direct (microvm) when the image holds its disk's kernel, else firmware ----------------------
+requested_boot=$boot
+if [ "$mode" = snapshot ]; then
+  [ -n "$snapshot_out" ] || die "--snapshot needs the directory to write the snapshot to"
+  boot=direct nics=1 interface_timeout=0 ports="" lesson_dir=$run/no-lesson lesson_host=""
+fi
 if [ "$boot" != firmware ]; then
   why_not=""
   if [ -z "$kernel" ] || [ -z "$kernel_cmdline" ]; then
@@ -96,19 +149,58 @@ if [ "$boot" != firmware ]; then
   fi
   if [ -z "$why_not" ]; then
     boot=direct
-  elif [ "$boot" = direct ]; then
-    die "ANTIDOTE_BOOT=direct: $why_not"
+  elif [ "$boot" != auto ]; then
+    die "ANTIDOTE_BOOT=$boot: $why_not"
   else
     boot=firmware
     if [ -n "$kernel" ]; then log "booting by firmware: $why_not"; fi
   fi
 fi
-# virtio devices: on PCI (pc) or on virtio-mmio (microvm), the same device otherwise.
-if [ "$boot" = direct ]; then bus=device; else bus=pci; fi
 
-# Everything of a previous start (overlay, health marker) goes: a restarted container boots a pristine VM.
-rm -rf "$run"
-mkdir -p "$run"
+# Whether this start can restore the image's snapshot: the snapshot's VM must be the one this start would boot.
+# snapshot.env (written by --snapshot, below) sets these.
+snapshot_memory="" snapshot_cpus="" snapshot_disk="" snapshot_kernel="" snapshot_kernel_cmdline=""
+snapshot_append="" snapshot_tsc_khz=0 snapshot_qemu=""
+snapshot_mismatch() {
+  if [ ! -r "$snapshot_dir/snapshot.env" ]; then
+    echo "the image has no snapshot ($snapshot_dir/snapshot.env)"
+    return
+  fi
+  # shellcheck source=/dev/null # written by --snapshot, below
+  . "$snapshot_dir/snapshot.env"
+  local tsc_drift=$((${host_tsc_khz:-0} - snapshot_tsc_khz))
+  if [ "$accel" != tcg ]; then
+    echo "the accelerator is $accel, the snapshot's is tcg"
+  elif ((nics > snapshot_nics)); then
+    echo "$nics NICs, the snapshot's VM has $snapshot_nics"
+  elif [ "$memory" != "$snapshot_memory" ] || [ "$cpus" != "$snapshot_cpus" ]; then
+    echo "$memory MiB and $cpus CPU(s), the snapshot's VM has $snapshot_memory MiB and $snapshot_cpus"
+  elif [ "$disk" != "$snapshot_disk" ] || [ "$kernel" != "$snapshot_kernel" ] ||
+    [ "$kernel_cmdline" != "$snapshot_kernel_cmdline" ]; then
+    echo "the disk, kernel or command line differ from the snapshot's ($snapshot_disk, $snapshot_kernel)"
+  elif ((${tsc_drift#-} * 100 > snapshot_tsc_khz)); then
+    echo "this host's TSC runs at ${host_tsc_khz} kHz, the snapshot's at ${snapshot_tsc_khz} kHz (its clock would drift)"
+  elif [ "$(qemu-system-x86_64 --version | head -n 1)" != "$snapshot_qemu" ]; then
+    echo "QEMU is not the snapshot's ($snapshot_qemu)"
+  fi
+}
+if [ "$mode" = start ] && [ "$boot" = direct ] && [[ $requested_boot =~ ^(auto|snapshot)$ ]]; then
+  why_not=$(snapshot_mismatch)
+  if [ -z "$why_not" ]; then
+    boot=snapshot
+    # shellcheck source=/dev/null
+    . "$snapshot_dir/snapshot.env"
+  elif [ "$requested_boot" = snapshot ]; then
+    die "ANTIDOTE_BOOT=snapshot: $why_not"
+  elif [ -e "$snapshot_dir/snapshot.env" ]; then
+    log "booting without the snapshot: $why_not"
+  fi
+fi
+# The VM's NICs: the snapshot's VM has its own number of them (those past this start's are absent).
+vm_nics=$nics
+if [ "$boot" = snapshot ] || [ "$mode" = snapshot ]; then vm_nics=$snapshot_nics; fi
+# virtio devices: on PCI (pc) or on virtio-mmio (microvm), the same device otherwise.
+if [ "$boot" = firmware ]; then bus=pci; else bus=device; fi
 
 # --- NIC 0: user-mode networking, declared ports forwarded from 127.0.0.1 (and relayed, below) ----------------------
 forwards=""
@@ -182,7 +274,7 @@ stitch() {
 }
 
 missing=()
-if ((nics > 1)); then
+if [ "$mode" = start ] && ((nics > 1)); then
   # QEMU opens taps through /dev/net/tun, which Docker allows but does not create; `--device /dev/net/tun` creates it
   # with the host's mode, 0600, which QEMU (unprivileged) cannot open. The node is the container's own: chmod is local.
   if [ ! -e /dev/net/tun ]; then
@@ -205,6 +297,13 @@ if ((nics > 1)); then
     log "${missing[*]/#/eth} not there after ${interface_timeout}s: booting without, plugged in when they appear"
   fi
 fi
+# NICs of the VM past this start's (a snapshot's VM has its own number of them, and --snapshot needs no tap): wired to
+# nothing, their link down for good.
+absent=()
+for ((i = nics; i < vm_nics; i++)); do
+  qemu_args+=(-netdev "user,id=net$i,restrict=on" -device "$(nic_device "$i")")
+  absent+=("$i")
+done
 
 # --- Lesson files: virtio-9p, read-only, under two tags ------------------------------------------------------------
 # "antidote" is what our images mount (antidote-configure.service); "hostshare" is what NRE Labs' lesson content and
@@ -224,56 +323,47 @@ elif [ -n "$lesson_host" ]; then
   log "'$lesson_host' cannot name a lesson host: no hosts section applies"
 fi
 if [ -e "$lesson_dir/lesson.json" ]; then log "lesson configuration: $lesson_dir/lesson.json (host ${lesson_host:-none})"; fi
-
-# --- Accelerator: KVM only when it is there and a probe VM runs on it ------------------------------------------------
-# /dev/kvm can exist and still hang or crash guests (nested virtualization). The probe is SeaBIOS with a boot-menu
-# timer and no disk: it prints "No bootable device" on its debug port and exits (-no-reboot) in about a second.
-kvm_works() {
-  [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-  timeout 10 qemu-system-x86_64 -nodefaults -accel kvm -cpu host -m 32 -display none -monitor none -no-reboot \
-    -boot menu=on,splash-time=500,reboot-timeout=0 \
-    -chardev "file,id=probe,path=$run/kvm-probe.log" -device isa-debugcon,iobase=0x402,chardev=probe \
-    >/dev/null 2>&1 && grep -qa "No bootable device" "$run/kvm-probe.log"
-}
-case $accel in
-  kvm) accel_args=(-accel kvm -cpu host) ;;
-  tcg) accel_args=(-accel "tcg,thread=multi" -cpu max) ;;
-  auto)
-    if kvm_works; then
-      accel=kvm accel_args=(-accel kvm -cpu host)
-    else
-      accel=tcg accel_args=(-accel "tcg,thread=multi" -cpu max)
-    fi
-    ;;
-esac
+# microvm has no SMBIOS (qboot builds none), so there the lesson host travels as the guest's host name, which
+# antidote-configure falls back to: on the kernel command line of a cold boot, in the resume line of a snapshot's.
+guest_hostname=-
+if [ -e "$lesson_dir/lesson.json" ] && [[ $lesson_host =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$ ]]; then
+  guest_hostname=$lesson_host
+fi
 
 # --- Disk: a fresh overlay; the image's disk is its read-only backing file -------------------------------------------
-qemu-img create -q -f qcow2 -b "$disk" -F qcow2 "$run/overlay.qcow2"
-chown "$qemu_uid" "$run/overlay.qcow2"
-drive="file=$run/overlay.qcow2,format=qcow2,cache=unsafe,discard=unmap"
+# A snapshot's VM goes on from the disk as the snapshot left it: its overlay is the backing file, over the image's disk.
+overlay=$run/overlay.qcow2
+backing=$disk
+if [ "$mode" = snapshot ]; then
+  mkdir -p "$snapshot_out"
+  rm -f "$snapshot_out"/{state,disk.qcow2,snapshot.env}
+  chown "$qemu_uid" "$snapshot_out"
+  overlay=$snapshot_out/disk.qcow2
+elif [ "$boot" = snapshot ]; then
+  backing=$snapshot_dir/disk.qcow2
+fi
+qemu-img create -q -f qcow2 -b "$backing" -F qcow2 "$overlay"
+chown "$qemu_uid" "$overlay"
+drive="file=$overlay,format=qcow2,cache=unsafe,discard=unmap"
 
 # --- Machine ---------------------------------------------------------------------------------------------------------
-if [ "$boot" = direct ]; then
+if [ "$boot" != firmware ]; then
   # microvm: no PCI, no option ROMs, qboot straight into the kernel; ACPI (on by default) describes the virtio-mmio
   # devices and gives the guest a power button (system_powerdown). Under TCG the guest has no clock to measure its
   # TSC against (microvm has no HPET, no PM timer, no port 0x61 for the PIT) and stalls: its TSC is the host's, whose
   # rate the host's /proc/cpuinfo gives. The PIT and PIC stay for TCG's timer interrupts; KVM has kvmclock.
   append=$kernel_cmdline
-  # microvm has no SMBIOS (qboot builds none), so the lesson host travels as the guest's host name, which systemd
-  # sets from the command line before antidote-configure runs; antidote-configure falls back to it.
-  if [ -e "$lesson_dir/lesson.json" ] && [[ $lesson_host =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$ ]]; then
-    append+=" systemd.hostname=$lesson_host"
-  fi
-  if [ "$accel" = tcg ]; then
-    tsc_khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
-    # tsc=reliable: the clocksource watchdog compares the TSC with the PIT's ticks, which a loaded host delays; it
-    # then drops the TSC for jiffies and the guest crawls (sshd never started, seen under load 15 on 2 cores).
-    if [ -n "$tsc_khz" ]; then append+=" tsc_early_khz=$tsc_khz tsc=reliable"; fi
-  fi
+  if [ "$guest_hostname" != - ]; then append+=" systemd.hostname=$guest_hostname"; fi
+  # tsc=reliable: the clocksource watchdog compares the TSC with the PIT's ticks, which a loaded host delays; it then
+  # drops the TSC for jiffies and the guest crawls (sshd never started, seen under load 15 on 2 cores).
+  if [ "$accel" = tcg ] && [ -n "$host_tsc_khz" ]; then append+=" tsc_early_khz=$host_tsc_khz tsc=reliable"; fi
+  # The snapshot's boot stops at antidote-resume; a restored VM has the snapshot's command line.
+  if [ "$mode" = snapshot ]; then append+=" antidote.snapshot=1"; fi
+  if [ "$boot" = snapshot ]; then append=$snapshot_append; fi
   machine_args=(-machine "microvm,x-option-roms=off,rtc=on" -kernel "$kernel" -append "$append")
   disk_args=(-drive "$drive,if=none,id=disk" -device "virtio-blk-device,drive=disk")
   # Slots left after the NICs and shares: the RNG where there is one.
-  if ((nics + 4 <= microvm_slots)); then disk_args+=(-device virtio-rng-device); fi
+  if ((vm_nics + 4 <= microvm_slots)); then disk_args+=(-device virtio-rng-device); fi
 else
   machine_args=(-machine pc)
   disk_args=(-drive "$drive,if=virtio" -device virtio-rng-pci)
@@ -288,10 +378,32 @@ mkfifo -m 0600 "$run/console"
 chown "$qemu_uid" "$run/console"
 tee -a "$run/console.log" <"$run/console" &
 
+# --- Control line of a snapshot's VM: its second serial port (ttyS1), FIFOs here -----------------------------------
+# antidote-resume says "ready" there when the snapshot may be taken, and a restored VM gets its resume line there. Not
+# the console: that is the user's, and what the guest is sent must not be echoed into the container log.
+sandbox=on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny
+incoming=()
+if [ "$mode" = snapshot ] || [ "$boot" = snapshot ]; then
+  mkfifo -m 0600 "$run/control.in" "$run/control.out"
+  chown "$qemu_uid" "$run/control.in" "$run/control.out"
+  qemu_args+=(-chardev "pipe,id=control,path=$run/control" -device "isa-serial,chardev=control,index=1")
+fi
+# --snapshot saves the VM through a `cat` QEMU starts (QEMU 7.2 writes a migration to no file itself).
+if [ "$mode" = snapshot ]; then sandbox=${sandbox/spawn=deny/spawn=allow}; fi
+# A restored VM's state comes in on fd 3.
+if [ "$boot" = snapshot ]; then incoming=(-incoming fd:3); fi
+
 # --- QEMU, unprivileged ----------------------------------------------------------------------------------------------
 groups=()
 if [ "$accel" = kvm ]; then groups=(--groups "$(stat -c %g /dev/kvm)"); fi
-log "booting $disk ($boot): $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: $ports, console: tcp:$console_port"
+if [ "$mode" = snapshot ]; then
+  log "snapshot of $disk: booting it up to antidote-resume: ${memory} MiB, $cpus CPU(s), $vm_nics NIC(s)"
+else
+  log "booting $disk ($boot): $accel, ${memory} MiB, $cpus CPU(s), $nics NIC(s), ports: ${ports:-none}," \
+    "console: tcp:$console_port"
+fi
+state=/dev/null
+if [ "$boot" = snapshot ]; then state=$snapshot_dir/state; fi
 setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --inh-caps=-all --no-new-privs -- \
   qemu-system-x86_64 \
   -name "${HOSTNAME:-antidote}" \
@@ -305,11 +417,77 @@ setpriv --reuid="$qemu_uid" --regid="$qemu_uid" --clear-groups "${groups[@]}" --
   -chardev "socket,id=console,host=0.0.0.0,port=$console_port,server=on,wait=off,telnet=on,logfile=$run/console" \
   -serial chardev:console \
   -qmp "tcp:127.0.0.1:$qmp_port,server=on,wait=off" \
-  -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
+  -sandbox "$sandbox" \
   "${disk_args[@]}" \
   "${qemu_args[@]}" \
-  </dev/null &
+  "${incoming[@]}" \
+  </dev/null 3<"$state" &
 qemu_pid=$!
+
+# One QMP command (name, then its arguments as a JSON object): greeting, capabilities negotiation, the command. Its
+# reply (the first line that is not an event) is left in qmp_reply; the status is whether it returned. bash's
+# /dev/tcp is enough for that.
+qmp_reply=""
+qmp() {
+  local arguments=${2:-"{}"} line=""
+  qmp_reply=""
+  { exec 3<>"/dev/tcp/127.0.0.1/$qmp_port"; } 2>/dev/null || return 1
+  read -r -t 2 _ <&3 || true
+  printf '{"execute":"qmp_capabilities"}\n{"execute":"%s","arguments":%s}\n' "$1" "$arguments" >&3
+  read -r -t 2 _ <&3 || true
+  while read -r -t 5 line <&3 && [[ $line == *'"event"'* ]]; do :; done
+  exec 3<&-
+  qmp_reply=$line
+  [[ $line == *'"return"'* ]]
+}
+
+# A line of the guest's control line (antidote-resume's) within SECONDS, in control_line; status: whether one came.
+control_line=""
+read_control_line() {
+  control_line=""
+  read -r -t "$1" control_line <"$run/control.out" || return 1
+  control_line=${control_line%$'\r'}
+}
+
+if [ "$mode" = snapshot ]; then
+  # shellcheck disable=SC2317 # called by the trap below
+  abandon_snapshot() {
+    kill -KILL "$qemu_pid" 2>/dev/null || true
+    rm -f "$snapshot_out"/{state,disk.qcow2,snapshot.env}
+    die "snapshot: $1 (the console's last lines are above)"
+  }
+  trap 'abandon_snapshot "stopped by a signal"' TERM INT
+  # Links down from the start: the guest's NICs have no carrier in the snapshot, so that a restored VM takes its
+  # addresses (DHCP on eth0) after its MACs are its own.
+  for ((j = 0; j < 40; j++)); do qmp query-status && break; sleep 0.25; done
+  for ((i = 0; i < vm_nics; i++)); do
+    qmp set_link "{\"name\":\"net$i\",\"up\":false}" || abandon_snapshot "QMP did not take NIC $i's link down"
+  done
+  deadline=$((SECONDS + ${ANTIDOTE_SNAPSHOT_TIMEOUT:-900}))
+  until read_control_line 1 && [ "$control_line" = "antidote-resume: ready" ]; do
+    kill -0 "$qemu_pid" 2>/dev/null || abandon_snapshot "QEMU exited before the guest reached antidote-resume"
+    ((SECONDS < deadline)) || abandon_snapshot "the guest did not reach antidote-resume in ${ANTIDOTE_SNAPSHOT_TIMEOUT:-900}s"
+  done
+  booted=$SECONDS
+  qmp stop || abandon_snapshot "QMP did not stop the VM: $qmp_reply"
+  qmp migrate "{\"uri\":\"exec:cat >$snapshot_out/state\"}" || abandon_snapshot "the VM cannot be saved: $qmp_reply"
+  until qmp query-migrate && [[ $qmp_reply == *'"status": "completed"'* ]]; do
+    if [[ $qmp_reply == *'"status": "failed"'* ]]; then abandon_snapshot "saving the VM failed: $qmp_reply"; fi
+    sleep 0.2
+  done
+  qmp quit || true
+  wait "$qemu_pid" || true
+  {
+    printf 'snapshot_%s=%q\n' nics "$vm_nics" memory "$memory" cpus "$cpus" disk "$disk" kernel "$kernel" \
+      kernel_cmdline "$kernel_cmdline" append "$append" tsc_khz "$host_tsc_khz"
+    printf 'snapshot_qemu=%q\n' "$(qemu-system-x86_64 --version | head -n 1)"
+  } >"$snapshot_out/snapshot.env"
+  chown -R 0:0 "$snapshot_out"
+  log "snapshot: the guest was ready after ${booted}s; state $(du -m "$snapshot_out/state" | cut -f1) MB," \
+    "disk $(du -m "$snapshot_out/disk.qcow2" | cut -f1) MB, in $snapshot_out"
+  exit 0
+fi
+
 relay_ports
 # The health verdict, recorded when the VM's SSH answers (the HEALTHCHECK only reads it). The disks this project
 # builds, the ones with a kernel of their own, run antidote-configure at boot, which prints its status line on the
@@ -317,15 +495,30 @@ relay_ports
 if [ -n "$kernel" ]; then export ANTIDOTE_CONSOLE_STATUS=1; fi
 antidote-health --watch &
 
-# One QMP command (name, then its arguments as a JSON object): greeting, capabilities negotiation, the command.
-# bash's /dev/tcp is enough for that.
-qmp() {
-  local arguments=${2:-"{}"}
-  { exec 3<>"/dev/tcp/127.0.0.1/$qmp_port"; } 2>/dev/null || return 1
-  read -r -t 2 _ <&3 || true
-  printf '{"execute":"qmp_capabilities"}\n{"execute":"%s","arguments":%s}\n' "$1" "$arguments" >&3
-  read -r -t 2 _ <&3 || true
-  exec 3<&-
+# A restored VM waits in antidote-resume: it is sent this start's clock, host name, MACs and a random seed (never
+# logged), and once it has answered, its links come up: the NICs of this start's interfaces, not the absent ones.
+resume_vm() {
+  local seed i attempt
+  until qmp query-status && [[ $qmp_reply == *'"status": "paused"'* || $qmp_reply == *'"status": "running"'* ]]; do
+    kill -0 "$qemu_pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  qmp cont || { log "QMP did not resume the VM: $qmp_reply"; return 1; }
+  seed=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  for ((attempt = 1; ; attempt++)); do
+    printf 'resume %s %s %s %s\n' "$(date +%s.%N)" "$guest_hostname" "$mac_base" "$seed" >"$run/control.in"
+    if read_control_line 3 && [ "$control_line" = "antidote-resume: resumed" ]; then break; fi
+    if ((attempt == 10)); then
+      log "the restored VM did not answer its resume line: its links stay down (the console above says why)"
+      return 1
+    fi
+  done
+  for ((i = 0; i < nics; i++)); do
+    if [[ " ${missing[*]} " != *" $i "* ]]; then
+      qmp set_link "{\"name\":\"net$i\",\"up\":true}" || log "could not bring VM NIC $i's link up"
+    fi
+  done
+  log "VM restored from the snapshot${absent[*]:+ (NIC(s) ${absent[*]} absent: no carrier)}"
 }
 
 # A data interface that is not there yet (a plain `docker run`, or a platform that wires links after start, as
@@ -354,7 +547,11 @@ plug_in_late_interfaces() {
     done
   done
 }
-plug_in_late_interfaces &
+if [ "$boot" = snapshot ]; then
+  { resume_vm && plug_in_late_interfaces; } &
+else
+  plug_in_late_interfaces &
+fi
 
 # shellcheck disable=SC2317 # called by the trap below
 stop_vm() {

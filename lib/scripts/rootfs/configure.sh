@@ -132,3 +132,7 @@ JOURNALD
 install -D -m 0755 /run/antidote/stage3/antidote-configure /usr/local/bin/antidote-configure
 install -D -m 0644 /run/antidote/stage3/antidote-configure.service /etc/systemd/system/antidote-configure.service
 systemctl enable antidote-configure.service
+# The snapshot point, and the resume of a VM restored from the snapshot (docs/container.md, "Snapshot start").
+install -D -m 0755 /run/antidote/stage3/antidote-resume /usr/local/bin/antidote-resume
+install -D -m 0644 /run/antidote/stage3/antidote-resume.service /etc/systemd/system/antidote-resume.service
+systemctl enable antidote-resume.service

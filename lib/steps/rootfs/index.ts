@@ -28,7 +28,12 @@ const ZSTD = "zstd -T0 -3 --long=27 -q";
 export const ROOTFS_SCRIPTS = ["chroot.sh", "configure.sh", "user.sh", "finalize.sh"] as const;
 
 /** The stage-3 helpers every image carries (docs/lessons.md); configure.sh installs them from `stage3/`. */
-export const STAGE3_FILES = ["antidote-configure", "antidote-configure.service"] as const;
+export const STAGE3_FILES = [
+  "antidote-configure",
+  "antidote-configure.service",
+  "antidote-resume",
+  "antidote-resume.service",
+] as const;
 
 /** Role → path of the step's own scripts and of the stage-3 helpers, for the component's (and tests') `files`. */
 export function rootfsScriptFiles(): Record<string, string> {
