@@ -90,6 +90,8 @@ function chainLesson(dir: string, routers: number): void {
 /** Console and launcher lines that mark the boot's phases, in order. */
 const MILESTONES: [string, RegExp][] = [
   ["QEMU started", /antidote-launch: booting /],
+  ["VM restored from the snapshot", /antidote-launch: VM restored/],
+  ["guest resumed", /antidote-resume: resumed/],
   ["GRUB boots the entry", /Booting `/],
   ["kernel", /Linux version /],
   ["init", /Run \/sbin\/init/],
@@ -181,12 +183,12 @@ async function run(
       healthy: slowest.healthy,
       converged: routers > 1 ? Math.max(...perNode.map((n) => n.ospf!)) : undefined,
     };
-    const accel = /antidote-launch: booting \S+: (\w+)/.exec(lab.log(slowest.node))?.[1] ?? "?";
+    const [, boot, accel] = /antidote-launch: booting \S+ \((\w+)\): (\w+)/.exec(lab.log(slowest.node)) ?? [];
     console.log(
       `${routers} node(s), run ${index}: all started ${seconds(figures.started)}, all SSH banners ${seconds(figures.banner)}, ` +
         `all healthy ${seconds(figures.healthy)}` +
         (figures.converged !== undefined ? `, OSPF converged ${seconds(figures.converged)}` : "") +
-        ` (${accel}, load ${os.loadavg()[0].toFixed(1)})`,
+        ` (${boot ?? "?"} boot, ${accel ?? "?"}, load ${os.loadavg()[0].toFixed(1)})`,
     );
     const events = lab.events.get(lab.container(slowest.node))!;
     const phases: [string, number | undefined][] = [

@@ -125,7 +125,15 @@ describe("ContainerImage (real dockerd and registry)", function () {
     for (const [env, message] of [
       ["CLAB_INTFS=16", /error: CLAB_INTFS is 16: a VM has at most 15 data NICs \(16 in all\)/],
       ["CLAB_INTFS=two", /error: CLAB_INTFS must be a whole number, got 'two'/],
-      ["ANTIDOTE_BOOT=uefi", /error: ANTIDOTE_BOOT must be auto, direct or firmware, got 'uefi'/],
+      ["ANTIDOTE_BOOT=uefi", /error: ANTIDOTE_BOOT must be auto, snapshot, direct or firmware, got 'uefi'/],
+      [
+        "ANTIDOTE_BOOT=snapshot ANTIDOTE_MEMORY_MIB=256",
+        /error: ANTIDOTE_BOOT=snapshot: 256 MiB and 1 CPU\(s\), the snapshot's VM has 512 MiB and 1/,
+      ],
+      [
+        "ANTIDOTE_BOOT=snapshot ANTIDOTE_ACCEL=kvm",
+        /error: ANTIDOTE_BOOT=snapshot: the accelerator is kvm, the snapshot's is tcg/,
+      ],
       [
         "ANTIDOTE_MANAGEMENT_NET=10.0.2.0",
         /error: ANTIDOTE_MANAGEMENT_NET must be an IPv4 subnet from \/8 to \/24 \(a\.b\.c\.d\/n\), got '10\.0\.2\.0'/,
@@ -142,9 +150,10 @@ describe("ContainerImage (real dockerd and registry)", function () {
     }
   });
 
-  // Both boot paths: the disk's kernel directly on microvm (the default of an image that has it), and the fallback,
+  // Every boot path: the image's snapshot restored (the default under TCG of an image that has one), the disk's kernel
+  // booted directly on microvm (the default of an image that has it, without a snapshot or on KVM), and the fallback,
   // pc with firmware and GRUB (ANTIDOTE_BOOT=firmware, what a vendor disk gets).
-  for (const boot of ["direct", "firmware"] as const)
+  for (const boot of ["snapshot", "direct", "firmware"] as const)
     describe(`a running lab container, wired as containerlab wires a node (${boot} boot)`, function () {
       const tag = `ait${boot[0]}${process.pid}`;
       const name = `antidote-it-${boot}-${process.pid}`;
@@ -250,6 +259,77 @@ describe("ContainerImage (real dockerd and registry)", function () {
         assert.match(login.stdout, /eth0\s+inet 100\.127\.255\.15\/24 /);
       });
 
+      if (boot === "snapshot")
+        it("makes each restored VM its own: the container's MACs, the clock, its own host key; absent NICs have no carrier", async function () {
+          const inGuest =
+            // carrier reads only on an interface that is up.
+            "for i in 1 2 3 4; do sudo -n ip link set eth$i up; done; sleep 1; " +
+            "cat /sys/class/net/eth[0-4]/address /sys/class/net/eth[0-4]/carrier; date +%s; " +
+            "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub";
+          const macBase = (container: string) =>
+            "52:54:00:" +
+            sh("docker", [
+              "inspect",
+              "-f",
+              "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}",
+              container,
+            ])
+              .split(":")
+              .slice(4)
+              .join(":");
+          const here = await sshRun(target, inGuest, { timeoutMs: 60_000 });
+          assert.strictEqual(here.status, 0, here.stderr);
+          const lines = here.stdout.trim().split("\n");
+          const base = macBase(name);
+          assert.deepStrictEqual(
+            lines.slice(0, 5),
+            [0, 1, 2, 3, 4].map((i) => `${base}:0${i}`),
+          );
+          // eth0 to eth2 are this start's (CLAB_INTFS=2), eth3 and eth4 the snapshot's spare ones.
+          assert.deepStrictEqual(lines.slice(5, 10), ["1", "1", "1", "0", "0"]);
+          const skew = Math.abs(Number(lines[10]) - Date.now() / 1000);
+          assert.ok(
+            skew < 10,
+            `the guest's clock is ${skew.toFixed(0)} s off the host's, not the snapshot's`,
+          );
+          // A second VM from the same snapshot, one NIC and no tap (no NET_ADMIN): a host key of its own.
+          const other = `${name}-2`;
+          try {
+            sh("docker", [
+              "run",
+              "--detach",
+              "--name",
+              other,
+              "--publish",
+              "127.0.0.1::22",
+              "--env",
+              "ANTIDOTE_NICS=1",
+              "--env",
+              "ANTIDOTE_ACCEL=tcg",
+              String(container.outputs.ref),
+            ]);
+            await waitFor("the second container to be healthy", 600_000, () =>
+              sh("docker", ["inspect", "-f", "{{.State.Health.Status}}", other]) === "healthy"
+                ? true
+                : undefined,
+            );
+            const port = Number(sh("docker", ["port", other, "22/tcp"]).split(":").pop());
+            const there = await sshRun({ ...target, port }, inGuest, { timeoutMs: 60_000 });
+            assert.strictEqual(there.status, 0, there.stderr);
+            const otherLines = there.stdout.trim().split("\n");
+            assert.match(containerLog(other), /antidote-launch: booting \/disk\/disk\.qcow2 \(snapshot\)/);
+            assert.strictEqual(otherLines[0], `${macBase(other)}:00`);
+            assert.deepStrictEqual(otherLines.slice(5, 10), ["1", "0", "0", "0", "0"]);
+            assert.notStrictEqual(
+              otherLines[11],
+              lines[11],
+              "two VMs of one snapshot have different host keys",
+            );
+          } finally {
+            quietly("docker", ["rm", "--force", other]);
+          }
+        });
+
       it("waits for CLAB_INTFS links before booting, one VM NIC per link; a link later than that is plugged in", function () {
         assert.doesNotMatch(logWhenEth1Came, /antidote-launch: booting/, "still waiting when eth1 came");
         const log = containerLog(name);
@@ -333,7 +413,10 @@ describe("ContainerImage (real dockerd and registry)", function () {
         sh("docker", ["stop", name]);
         const seconds = (Date.now() - started) / 1000;
         const output = containerLog(name);
-        assert.match(output, /Linux version/, "the kernel's console messages are in the container log");
+        // A restored VM booted when the image was built: its console starts where the snapshot was taken.
+        const consoleLine =
+          boot === "snapshot" ? /antidote-resume: resumed from the snapshot/ : /Linux version/;
+        assert.match(output, consoleLine, "the guest's console messages are in the container log");
         assert.match(output, /login:/, "so is what the console clients were shown");
         assert.doesNotMatch(output, /did not power down/, "the guest powered itself down");
         assert.match(output, /reboot: Power down/);

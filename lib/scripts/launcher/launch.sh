@@ -386,6 +386,8 @@ incoming=()
 if [ "$mode" = snapshot ] || [ "$boot" = snapshot ]; then
   mkfifo -m 0600 "$run/control.in" "$run/control.out"
   chown "$qemu_uid" "$run/control.in" "$run/control.out"
+  # Opened read-write, which never waits for the other end (QEMU may not get to open them).
+  exec {control_in}<>"$run/control.in" {control_out}<>"$run/control.out"
   qemu_args+=(-chardev "pipe,id=control,path=$run/control" -device "isa-serial,chardev=control,index=1")
 fi
 # --snapshot saves the VM through a `cat` QEMU starts (QEMU 7.2 writes a migration to no file itself).
@@ -445,7 +447,7 @@ qmp() {
 control_line=""
 read_control_line() {
   control_line=""
-  read -r -t "$1" control_line <"$run/control.out" || return 1
+  read -r -t "$1" -u "$control_out" control_line || return 1
   control_line=${control_line%$'\r'}
 }
 
@@ -506,7 +508,7 @@ resume_vm() {
   qmp cont || { log "QMP did not resume the VM: $qmp_reply"; return 1; }
   seed=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   for ((attempt = 1; ; attempt++)); do
-    printf 'resume %s %s %s %s\n' "$(date +%s.%N)" "$guest_hostname" "$mac_base" "$seed" >"$run/control.in"
+    printf 'resume %s %s %s %s\n' "$(date +%s.%N)" "$guest_hostname" "$mac_base" "$seed" >&"$control_in"
     if read_control_line 3 && [ "$control_line" = "antidote-resume: resumed" ]; then break; fi
     if ((attempt == 10)); then
       log "the restored VM did not answer its resume line: its links stay down (the console above says why)"
