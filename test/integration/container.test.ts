@@ -148,6 +148,25 @@ describe("ContainerImage (real dockerd and registry)", function () {
       assert.strictEqual(run.status, 1, run.stderr);
       assert.match(run.stderr, message);
     }
+    // A snapshot whose guest never gets to antidote-resume in time: an error naming the step, and no files left that
+    // a start would take for a snapshot.
+    const snapshot = spawnSync(
+      "docker",
+      [
+        "run",
+        "--rm",
+        "--env",
+        "ANTIDOTE_SNAPSHOT_TIMEOUT=2",
+        "--entrypoint",
+        "/bin/bash",
+        ref,
+        "-c",
+        'antidote-launch --snapshot /tmp/snapshot; echo "status $? files: $(ls -A /tmp/snapshot)"',
+      ],
+      { encoding: "utf8" },
+    );
+    assert.match(snapshot.stderr, /error: snapshot: the guest did not reach antidote-resume in 2s/);
+    assert.match(snapshot.stdout, /status 1 files:$/m);
   });
 
   // Every boot path: the image's snapshot restored (the default under TCG of an image that has one), the disk's kernel
