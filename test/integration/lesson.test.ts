@@ -212,6 +212,9 @@ describe("lesson configuration in a booted frr VM (antidote-configure at boot, T
     assert.match(log.stdout, /deferred: services\[0\]: frr\.service starts after the configuration \(boot\)/);
     const starts = await ssh("sudo -n journalctl -b -o cat -u frr.service | grep -c '^Started frr.service'");
     assert.strictEqual(starts.stdout, "1\n", "frr started once");
+    // It yields the vCPU to the way to SSH while the VM boots, and only then.
+    const weight = await ssh("systemctl show -p StartupCPUWeight -p CPUWeight frr.service");
+    assert.strictEqual(weight.stdout, "CPUWeight=[not set]\nStartupCPUWeight=20\n");
     const running = await ssh(
       // ospfd may still be reading its configuration just after the start (slow under a loaded TCG host).
       "for i in $(seq 60); do systemctl is-active -q frr && break; sleep 1; done; systemctl is-active frr && for i in $(seq 30); do vtysh -c 'show running-config' | grep -q '^router ospf' && break; sleep 2; done; vtysh -c 'show running-config'",

@@ -21,12 +21,16 @@ port=${ANTIDOTE_SSH_PORT:-22}
 : "${ANTIDOTE_SSH_PASSWORD:?login password of the image, baked from its metadata}"
 verdict=/run/antidote/health
 
-# banner [SECONDS]: whether sshd's banner arrives within SECONDS (5). QEMU accepts the connection itself and holds it
-# while the guest does not answer (its eth0 not up yet): a short attempt, tried again, sees the banner sooner.
+# banner [SECONDS]: whether sshd's banner arrives within SECONDS (5); status 2 when the connection was held that long
+# without one, 1 when it was refused or closed. QEMU accepts the connection itself and holds it while the guest does
+# not answer (its eth0 not up yet): a short attempt, tried again, sees the banner sooner.
 banner() {
   local line
   { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
-  read -r -t "${1:-5}" line <&3 || return 1
+  if ! read -r -t "${1:-5}" line <&3; then
+    exec 3<&-
+    return 2
+  fi
   exec 3<&-
   [[ $line == SSH-* ]] || return 1
 }
@@ -53,13 +57,22 @@ login_status() {
 }
 
 watch() {
-  local status="" how
+  local status="" how attempt=3 held
   if [ "${ANTIDOTE_CONSOLE_STATUS:-0}" = 1 ]; then
-    # The guest prints its status line just before sshd starts: until then the VM is not polled. Then 3-second
-    # attempts, one at a time: QEMU holds a connection while the guest's eth0 has no address yet (a 5 s attempt saw
-    # the banner seconds late), and sshd's banner takes over a second under TCG (a 1 s attempt never saw it).
+    # The guest prints its status line just before sshd starts: until then the VM is not polled. Then attempts of 3 s,
+    # one at a time: QEMU holds a connection while the guest's eth0 has no address yet (a 5 s attempt saw the banner
+    # seconds late), and sshd's banner takes over a second under TCG (a 1 s attempt never saw it). An attempt held to
+    # its end doubles the next one's time, up to 24 s: sshd forks and re-executes itself for each connection, which
+    # takes longer than 3 s on a loaded host (four VMs on two cores), and every attempt given up threw that work away
+    # (the banner came 20 s after sshd started).
     until status=$(console_status) && [ -n "$status" ]; do sleep 0.25; done
-    until banner 3; do sleep 0.25; done
+    while :; do
+      held=0
+      banner "$attempt" || held=$?
+      ((held != 0)) || break
+      if ((held == 2 && attempt < 24)); then attempt=$((attempt * 2)); fi
+      sleep 0.25
+    done
   else
     until banner; do sleep 0.5; done
   fi

@@ -34,13 +34,18 @@ ExecStartPre=
 UNIT
 
 # The lesson's services start after antidote-configure.service (docs/lessons.md): once, with the lesson's
-# configuration, instead of with the image's and then again with the lesson's. Last, when packages have installed
-# their units; a drop-in for a unit the image lacks does nothing.
+# configuration, instead of with the image's and then again with the lesson's. While the VM boots they yield the vCPU
+# to the units on the way to SSH, which start beside them (a fifth of the default weight; once booted, the default):
+# a routing suite's daemons take seconds of a TCG vCPU to start, and with four VMs on two cores sshd's banner waited
+# for them. Last, when packages have installed their units; a drop-in for a unit the image lacks does nothing.
 for unit in ${ANTIDOTE_LESSON_SERVICES:-}; do
   mkdir -p "/etc/systemd/system/$unit.d"
   cat >"/etc/systemd/system/$unit.d/10-antidote-lesson.conf" <<UNIT
 [Unit]
 After=antidote-configure.service
+
+[Service]
+StartupCPUWeight=20
 UNIT
 done
 
