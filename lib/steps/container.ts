@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
+import { capture } from "../exec";
 import { Json } from "../keys";
 import { ImageMetadata } from "../metadata/schema";
 import { DockerImageInfo, inspectImage } from "./docker";
@@ -334,7 +335,8 @@ async function makeSnapshot(
       { timeoutMs: (SNAPSHOT_TIMEOUT_SECONDS + 120) * 1000 },
     );
   } finally {
-    await log.exec("docker", ["rm", "--force", name], { capture: true }).catch(() => undefined);
+    // Also when the build was stopped (the log runs nothing then): a stopped `docker run` leaves its container behind.
+    await capture("docker", ["rm", "--force", name]);
   }
 }
 
