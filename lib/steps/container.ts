@@ -134,6 +134,7 @@ async function buildContainer(ctx: StepContext<ContainerStepArgs>) {
   });
   fs.writeFileSync(path.join(ctx.out, "Dockerfile"), dockerfile);
   const env = containerEnv(ctx.args.metadata, kernelCmdline);
+  ctx.log.progress(`${ctx.spec.image}: docker build ${ref.slice(0, 40)}…`);
   await buildLabImage(ctx.log, ctx.store, path.join(ctx.out, "Dockerfile"), {
     disk: path.join(disk.dir, diskFile),
     kernel: kernel && path.join(kernel.dir, kernel.meta.primary),
@@ -249,42 +250,35 @@ async function buildLabImage(
     const entries = [directory];
     const copies: [string, string][] = [[files.disk, CONTAINER_DISK_PATH]];
     if (files.kernel) copies.push([files.kernel, CONTAINER_KERNEL_PATH]);
-    const copy = (from: string, to: string) => {
+    for (const [from, to] of copies) {
       const inContext = path.join(context, to);
       fs.copyFileSync(from, inContext, fs.constants.COPYFILE_FICLONE);
       fs.chmodSync(inContext, 0o644);
       entries.push(inContext);
-    };
-    for (const [from, to] of copies) copy(from, to);
+    }
     if (files.snapshot) {
-      const snapshotInContext = path.join(context, CONTAINER_SNAPSHOT_DIR);
-      if (files.snapshot.make) {
-        await makeSnapshot(log, context, files.snapshot.make);
-        fs.mkdirSync(files.snapshot.dir, { recursive: true });
-        for (const name of SNAPSHOT_FILES) {
-          fs.copyFileSync(
-            path.join(snapshotInContext, name),
-            path.join(files.snapshot.dir, name),
-            fs.constants.COPYFILE_FICLONE,
-          );
-        }
+      // Made here, then kept in the artifact; or copied here from the artifact.
+      const { make, dir: kept } = files.snapshot;
+      const inContext = path.join(context, CONTAINER_SNAPSHOT_DIR);
+      if (make) {
+        await makeSnapshot(log, context, make);
+        fs.mkdirSync(kept, { recursive: true });
       } else {
-        fs.mkdirSync(snapshotInContext);
-        for (const name of SNAPSHOT_FILES) {
-          copy(path.join(files.snapshot.dir, name), path.join(CONTAINER_SNAPSHOT_DIR, name));
-        }
+        fs.mkdirSync(inContext);
       }
       for (const name of SNAPSHOT_FILES) {
-        const file = path.join(snapshotInContext, name);
-        fs.chmodSync(file, 0o644);
-        if (!entries.includes(file)) entries.push(file);
+        const [from, to] = make
+          ? [path.join(inContext, name), path.join(kept, name)]
+          : [path.join(kept, name), path.join(inContext, name)];
+        fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE);
+        fs.chmodSync(path.join(inContext, name), 0o644);
+        entries.push(path.join(inContext, name));
       }
-      fs.chmodSync(snapshotInContext, 0o755);
-      entries.push(snapshotInContext);
+      fs.chmodSync(inContext, 0o755);
+      entries.push(inContext);
     }
     fs.chmodSync(directory, 0o755);
     for (const entry of entries) fs.utimesSync(entry, DISK_LAYER_MTIME, DISK_LAYER_MTIME);
-    log.progress(`${path.basename(files.ref.split(":")[0])}: docker build ${files.ref.slice(0, 40)}…`);
     await log.exec("docker", ["build", "--quiet", "--file", dockerfile, "--tag", files.ref, context], {
       env: { DOCKER_BUILDKIT: "0" },
       capture: true,
@@ -341,20 +335,21 @@ async function makeSnapshot(
       { timeoutMs: (SNAPSHOT_TIMEOUT_SECONDS + 120) * 1000 },
     );
   };
+  // Not through the log, which runs nothing once the build is stopped: a stopped `docker run` leaves its container.
+  const remove = () => capture("docker", ["rm", "--force", name]);
   try {
-    await log.exec("docker", ["rm", "--force", name], { capture: true });
+    await remove();
     try {
       await run(1);
     } catch (err) {
       log.progress(
         `${make.image}: snapshot: the first attempt failed (${(err as Error).message.split("\n")[0]})`,
       );
-      await log.exec("docker", ["rm", "--force", name], { capture: true });
+      await remove();
       await run(2);
     }
   } finally {
-    // Also when the build was stopped (the log runs nothing then): a stopped `docker run` leaves its container behind.
-    await capture("docker", ["rm", "--force", name]);
+    await remove();
   }
 }
 

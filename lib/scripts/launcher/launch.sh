@@ -166,8 +166,6 @@ snapshot_mismatch() {
     echo "the image has no snapshot ($snapshot_dir/snapshot.env)"
     return
   fi
-  # shellcheck source=/dev/null # written by --snapshot, below
-  . "$snapshot_dir/snapshot.env"
   local tsc_drift=$((${host_tsc_khz:-0} - snapshot_tsc_khz))
   if [ "$accel" != tcg ]; then
     echo "the accelerator is $accel, the snapshot's is tcg"
@@ -185,11 +183,11 @@ snapshot_mismatch() {
   fi
 }
 if [ "$mode" = start ] && [ "$boot" = direct ] && [[ $requested_boot =~ ^(auto|snapshot)$ ]]; then
+  # shellcheck source=/dev/null # written by --snapshot, below
+  if [ -r "$snapshot_dir/snapshot.env" ]; then . "$snapshot_dir/snapshot.env"; fi
   why_not=$(snapshot_mismatch)
   if [ -z "$why_not" ]; then
     boot=snapshot
-    # shellcheck source=/dev/null
-    . "$snapshot_dir/snapshot.env"
   elif [ "$requested_boot" = snapshot ]; then
     die "ANTIDOTE_BOOT=snapshot: $why_not"
   elif [ -e "$snapshot_dir/snapshot.env" ]; then
@@ -443,6 +441,19 @@ qmp() {
   [[ $line == *'"return"'* ]]
 }
 
+# Brings VM NIC $1's link up (true) or down (false).
+set_link() { qmp set_link "{\"name\":\"net$1\",\"up\":$2}"; }
+
+# Waits up to $1 quarter-seconds for QMP to answer.
+qmp_answers() {
+  local j
+  for ((j = 0; j < $1; j++)); do
+    if qmp query-status; then return 0; fi
+    sleep 0.25
+  done
+  return 1
+}
+
 # A line of the guest's control line (antidote-resume's) within SECONDS, in control_line; status: whether one came.
 control_line=""
 read_control_line() {
@@ -461,9 +472,9 @@ if [ "$mode" = snapshot ]; then
   trap 'abandon_snapshot "stopped by a signal"' TERM INT
   # Links down from the start: the guest's NICs have no carrier in the snapshot, so that a restored VM takes its
   # addresses (DHCP on eth0) after its MACs are its own.
-  for ((j = 0; j < 40; j++)); do qmp query-status && break; sleep 0.25; done
+  qmp_answers 40 || true
   for ((i = 0; i < vm_nics; i++)); do
-    qmp set_link "{\"name\":\"net$i\",\"up\":false}" || abandon_snapshot "QMP did not take NIC $i's link down"
+    set_link "$i" false || abandon_snapshot "QMP did not take NIC $i's link down"
   done
   deadline=$((SECONDS + ${ANTIDOTE_SNAPSHOT_TIMEOUT:-900}))
   until read_control_line 1 && [ "$control_line" = "antidote-resume: ready" ]; do
@@ -517,7 +528,7 @@ resume_vm() {
   done
   for ((i = 0; i < nics; i++)); do
     if [[ " ${missing[*]} " != *" $i "* ]]; then
-      qmp set_link "{\"name\":\"net$i\",\"up\":true}" || log "could not bring VM NIC $i's link up"
+      set_link "$i" true || log "could not bring VM NIC $i's link up"
     fi
   done
   log "VM restored from the snapshot${absent[*]:+ (NIC(s) ${absent[*]} absent: no carrier)}"
@@ -529,18 +540,15 @@ resume_vm() {
 plug_in_late_interfaces() {
   local i j
   ((${#missing[@]} > 0)) || return 0
-  for ((j = 0; j < 20; j++)); do
-    if qmp query-status; then break; fi
-    sleep 0.25
-  done
-  for i in "${missing[@]}"; do qmp set_link "{\"name\":\"net$i\",\"up\":false}" || log "could not unplug VM NIC $i"; done
+  qmp_answers 20 || true
+  for i in "${missing[@]}"; do set_link "$i" false || log "could not unplug VM NIC $i"; done
   log "VM NIC(s) ${missing[*]} unplugged until ${missing[*]/#/eth} appear(s)"
   while ((${#missing[@]} > 0)); do
     sleep 1
     for j in "${!missing[@]}"; do
       i=${missing[$j]}
       [ -e "/sys/class/net/eth$i" ] || continue
-      if stitch "$i" && qmp set_link "{\"name\":\"net$i\",\"up\":true}"; then
+      if stitch "$i" && set_link "$i" true; then
         log "VM NIC $i plugged in"
       else
         log "could not stitch eth$i"
