@@ -355,6 +355,10 @@ if [ "$boot" != firmware ]; then
   # tsc=reliable: the clocksource watchdog compares the TSC with the PIT's ticks, which a loaded host delays; it then
   # drops the TSC for jiffies and the guest crawls (sshd never started, seen under load 15 on 2 cores).
   if [ "$accel" = tcg ] && [ -n "$host_tsc_khz" ]; then append+=" tsc_early_khz=$host_tsc_khz tsc=reliable"; fi
+  # norandmaps: TCG finds the code it has translated by virtual address, so with address-space randomization every
+  # process translates ld.so, libc and its binary anew; at fixed addresses processes share those translations and an
+  # exec costs a third to a fifth (docs/container.md, "Address-space randomization under TCG").
+  if [ "$accel" = tcg ]; then append+=" norandmaps"; fi
   # The snapshot's boot stops at antidote-resume; a restored VM has the snapshot's command line.
   if [ "$mode" = snapshot ]; then append+=" antidote.snapshot=1"; fi
   if [ "$boot" = snapshot ]; then append=$snapshot_append; fi
