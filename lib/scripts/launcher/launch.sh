@@ -459,11 +459,19 @@ qmp_answers() {
 }
 
 # A line of the guest's control line (antidote-resume's) within SECONDS, in control_line; status: whether one came.
-control_line=""
+# A read that times out has taken what had come of a line: it is kept for the next read, which would otherwise see
+# only the line's tail (a restored VM's "resumed", sent as a 3 s attempt ran out, was missed that way under load).
+control_line="" control_partial=""
 read_control_line() {
+  local part=""
   control_line=""
-  read -r -t "$1" -u "$control_out" control_line || return 1
+  if ! read -r -t "$1" -u "$control_out" part; then
+    control_partial+=$part
+    return 1
+  fi
+  control_line=$control_partial$part
   control_line=${control_line%$'\r'}
+  control_partial=""
 }
 
 if [ "$mode" = snapshot ]; then
