@@ -284,7 +284,12 @@ describe("ContainerImage (real dockerd and registry)", function () {
             // carrier reads only on an interface that is up.
             "for i in 1 2 3 4; do sudo -n ip link set eth$i up; done; sleep 1; " +
             "cat /sys/class/net/eth[0-4]/address /sys/class/net/eth[0-4]/carrier; date +%s; " +
-            "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub";
+            "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub; " +
+            // The launcher's key: private and public halves agree, root's alone, and it is what sshd serves.
+            "key=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub); " +
+            '[ "$(sudo -n ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key | cut -d\' \' -f2)" = "$key" ] && echo halves agree; ' +
+            "sudo -n stat -c '%a %U' /etc/ssh/ssh_host_ed25519_key; " +
+            '[ "$(ssh-keyscan -t ed25519 127.0.0.1 2>/dev/null | cut -d\' \' -f3)" = "$key" ] && echo served';
           const macBase = (container: string) =>
             "52:54:00:" +
             sh("docker", [
@@ -306,6 +311,11 @@ describe("ContainerImage (real dockerd and registry)", function () {
           );
           // eth0 to eth2 are this start's (CLAB_INTFS=2), eth3 and eth4 the snapshot's spare ones.
           assert.deepStrictEqual(lines.slice(5, 10), ["1", "1", "1", "0", "0"]);
+          assert.deepStrictEqual(lines.slice(12, 15), ["halves agree", "600 root", "served"]);
+          assert.match(
+            containerLog(name),
+            /antidote-resume: resumed from the snapshot: .*, the launcher's host key/,
+          );
           const skew = Math.abs(Number(lines[10]) - Date.now() / 1000);
           assert.ok(
             skew < 10,

@@ -115,7 +115,9 @@ done
 # D-Bus and logind serve logins and the power button, not sshd: they start after it instead of beside the units
 # on its way (2-3 s each under TCG). A login's PAM session waits for them; a power button pressed before
 # they run goes unheard (the launcher then quits QEMU after its shutdown timeout).
-for unit in dbus.service systemd-logind.service; do
+# So does the console's login prompt: a lab VM is reached over SSH first, and its getty took the vCPU from the units
+# on the way to it.
+for unit in dbus.service systemd-logind.service serial-getty@ttyS0.service; do
   mkdir -p "/etc/systemd/system/$unit.d"
   cat >"/etc/systemd/system/$unit.d/10-antidote-after-ssh.conf" <<UNIT
 [Unit]
