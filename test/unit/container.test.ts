@@ -260,7 +260,7 @@ describe("lab image Dockerfile", () => {
   });
 
   it("checks health every second: the check only reads the verdict the launcher records", () => {
-    assert.match(dockerfile, /HEALTHCHECK --interval=1s /);
+    assert.match(dockerfile, /HEALTHCHECK --interval=2s /);
   });
 
   it("exposes the serial console's port and refuses metadata that forwards a VM port on it", () => {
