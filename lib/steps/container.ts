@@ -59,8 +59,8 @@ export interface ContainerRecord extends DockerImageInfo {
  */
 export const containerStep: StepDefinition<ContainerStepArgs> = {
   kind: "container",
-  // 5: the snapshot of the booted VM.
-  version: 5,
+  // 5: the snapshot of the booted VM; 6: the health check every 2 s.
+  version: 6,
   parseArgs(raw: Json): ContainerStepArgs {
     const args = argsObject(raw);
     const { repository, metadata, untested, healthStartSeconds, snapshot } = args;
