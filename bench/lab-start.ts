@@ -202,7 +202,9 @@ async function run(
     );
     const analysis = await sshRun(
       lab.sshTarget(slowest.node, credentials),
-      "systemd-analyze time; systemd-analyze critical-chain ssh.service; systemd-analyze blame | head -n 10",
+      // systemd's account exists once the boot has finished (the lesson's services may still be starting).
+      "timeout 120 systemctl is-system-running --wait >/dev/null; " +
+        "systemd-analyze time; systemd-analyze critical-chain ssh.service; systemd-analyze blame | head -n 10",
       { timeoutMs: 300_000, signal: interrupted },
     );
     console.log((analysis.stdout + analysis.stderr).trimEnd().replace(/^/gm, "    "));
