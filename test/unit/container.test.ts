@@ -259,7 +259,7 @@ describe("lab image Dockerfile", () => {
     );
   });
 
-  it("checks health every second: the check only reads the verdict the launcher records", () => {
+  it("checks health every 2 s: the check only reads the verdict the launcher records", () => {
     assert.match(dockerfile, /HEALTHCHECK --interval=2s /);
   });
 

@@ -367,6 +367,43 @@ describe("antidote-configure", () => {
     }
   });
 
+  it("checks services against a system whose systemctl cannot answer as invalid, with systemctl's words", () => {
+    const dir = tempDir("lesson");
+    try {
+      fs.mkdirSync(path.join(dir, "bin"));
+      fs.writeFileSync(
+        path.join(dir, "bin", "systemctl"),
+        "#!/bin/sh\necho 'Failed to connect to bus: Host is down' >&2\nexit 1\n",
+        { mode: 0o755 },
+      );
+      fs.writeFileSync(
+        path.join(dir, "lesson.json"),
+        JSON.stringify({ version: 1, services: [{ name: "frr" }, { name: "ssh" }] }),
+      );
+      const r = spawnSync(
+        "perl",
+        [
+          ANTIDOTE_CONFIGURE,
+          "--json",
+          "--check",
+          "--interfaces",
+          "eth0",
+          "--config",
+          path.join(dir, "lesson.json"),
+        ],
+        { encoding: "utf8", env: { ...process.env, PATH: `${path.join(dir, "bin")}:${process.env.PATH}` } },
+      );
+      assert.strictEqual(r.status, 2, r.stderr);
+      const why = " (systemctl show failed (status 1): Failed to connect to bus: Host is down)";
+      assert.deepStrictEqual((JSON.parse(r.stdout) as Report).errors, [
+        problem("services[0].name", `no unit frr.service on this system${why}`),
+        problem("services[1].name", `no unit ssh.service on this system${why}`),
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("prints the status line it writes with --status, and refuses bad options with exit 1, naming them", () => {
     const dir = tempDir("lesson");
     try {

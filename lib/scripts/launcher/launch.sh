@@ -524,19 +524,21 @@ antidote-health --watch &
 # logged), and once it has answered, its links come up: the NICs of this start's interfaces, not the absent ones.
 resume_vm() {
   local seed hostkey_dir hostkey hostkey_pub i attempt
+  hex() { od -An -v -tx1 "$@" | tr -d ' \n'; }
+  # Made while QEMU loads the state. The VM's SSH host key is made here in milliseconds rather than by ssh-keygen in
+  # the guest (a second of a cold TCG vCPU, on the way to SSH); it goes to the guest on the control line, as the seed,
+  # and is not kept here.
+  seed=$(hex -N32 /dev/urandom)
+  hostkey_dir=$(mktemp -d "$run/hostkey.XXXXXX")
+  ssh-keygen -q -N "" -t ed25519 -C "root@${guest_hostname/#-/$(hostname)}" -f "$hostkey_dir/key" ||
+    { rm -rf "$hostkey_dir"; log "could not make the VM's host key"; return 1; }
+  hostkey=$(hex "$hostkey_dir/key") hostkey_pub=$(hex "$hostkey_dir/key.pub")
+  rm -rf "$hostkey_dir"
   until qmp query-status && [[ $qmp_reply == *'"status": "paused"'* || $qmp_reply == *'"status": "running"'* ]]; do
     kill -0 "$qemu_pid" 2>/dev/null || return 1
     sleep 0.05
   done
   qmp cont || { log "QMP did not resume the VM: $qmp_reply"; return 1; }
-  seed=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-  # The VM's SSH host key, made here in milliseconds rather than by ssh-keygen in the guest (a second of a cold TCG
-  # vCPU, on the way to SSH); it goes to the guest on the control line, as the seed, and is not kept here.
-  hostkey_dir=$(mktemp -d "$run/hostkey.XXXXXX")
-  ssh-keygen -q -N "" -t ed25519 -C "root@${guest_hostname/#-/$(hostname)}" -f "$hostkey_dir/key" ||
-    { rm -rf "$hostkey_dir"; log "could not make the VM's host key"; return 1; }
-  hostkey=$(od -An -v -tx1 "$hostkey_dir/key" | tr -d ' \n') hostkey_pub=$(od -An -v -tx1 "$hostkey_dir/key.pub" | tr -d ' \n')
-  rm -rf "$hostkey_dir"
   for ((attempt = 1; ; attempt++)); do
     printf 'resume %s %s %s %s %s %s\n' "$(date +%s.%N)" "$guest_hostname" "$mac_base" "$seed" "$hostkey" \
       "$hostkey_pub" >&"$control_in"
