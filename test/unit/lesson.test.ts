@@ -444,4 +444,28 @@ describe("antidote-configure", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("loaded with require, as antidote-resume loads it before a snapshot, runs nothing until main() is called", () => {
+    const dir = tempDir("lesson");
+    try {
+      const status = path.join(dir, "configure.status");
+      const loaded = spawnSync(
+        "perl",
+        [
+          "-we",
+          'require $ARGV[0]; print "loaded\n"; load_boot_modules(); exit main("--config", $ARGV[1], "--status", $ARGV[2])',
+          ANTIDOTE_CONFIGURE,
+          path.join(dir, "none.json"),
+          status,
+        ],
+        { encoding: "utf8" },
+      );
+      assert.strictEqual(loaded.stderr, "");
+      assert.strictEqual(loaded.status, 4);
+      assert.match(loaded.stdout, /^loaded\nerror: no configuration file at .*none\.json\n/);
+      assert.strictEqual(fs.readFileSync(status, "utf8"), "4 missing\n");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -9,8 +9,8 @@
 # good. An image without the line (an imported vendor disk) is logged into once with its password instead, since a
 # banner alone is not yet a ready system. From then on the banner is checked every 30 s: the VM is not polled.
 #
-# `antidote-health` (the Docker HEALTHCHECK, every second) only reads that verdict: it touches neither QEMU nor the
-# VM, so the container turns healthy within a second of SSH answering.
+# `antidote-health` (the Docker HEALTHCHECK, every 2 s) only reads that verdict: it touches neither QEMU nor the
+# VM, so the container turns healthy at its first check after SSH answers.
 #
 # Environment (baked from the image's metadata): ANTIDOTE_SSH_PORT (22), ANTIDOTE_SSH_USER, ANTIDOTE_SSH_PASSWORD.
 set -euo pipefail
